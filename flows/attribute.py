@@ -1,0 +1,32 @@
+"""Attribute flow: seeds + documents -> demonstrations (keywords, retrieval, grounding)."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from flows.runtime import publish_report, run_stage
+from tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
+from tasks.attribute.retrieve import build_index
+from tasks.core.config import FactoryConfig
+from tasks.core.lake import Lake
+
+
+@task(cache_policy=NONE)
+def index_documents(config: FactoryConfig) -> int:
+    return build_index(Lake(config.lake), config.embedder)
+
+
+@flow(name="attribute")
+def attribute_flow(config: FactoryConfig) -> dict:
+    lake = Lake(config.lake)
+    specs, bad = seed_specs(config)
+    log = get_run_logger()
+    log.info("attribute: %d valid seeds in %d shards, %d bad seed lines", sum(s.rows.num_rows for s in specs), len(specs), len(bad))
+    log.info("attribute: indexed %d documents for retrieval", index_documents(config))
+    extra = ()
+    if bad:
+        write_bad_seeds(lake, bad, STAGE_SPEC.digest(config))
+        extra = ("bad-seeds",)
+    run_stage(STAGE_SPEC, specs, config, extra_shards=extra)
+    return publish_report(lake, STAGE_SPEC.dataset)

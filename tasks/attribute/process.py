@@ -1,0 +1,133 @@
+"""The attribute stage for one shard of seeds.
+
+1. The LLM states each seed's intent and at most 5 keywords.
+2. The keywords retrieve the best document from the corpus index.
+3. Given document + seed, the LLM writes the scene and the query compositions.
+Every seed that fails a step is rejected with the step's reason; the rest become
+demonstrations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from tasks.attribute.outputs import Grounding, SeedAnalysis
+from tasks.attribute.retrieve import best_documents, load_index
+from tasks.attribute.seeds import load_seeds
+from tasks.core.config import FactoryConfig
+from tasks.core.context import StageContext
+from tasks.core.lake import Lake, StageResult
+from tasks.core.stage import ShardSpec, Stage
+from tasks.sample import SEEDS, resolve
+from tasks.core.prompts import load_prompt
+from tasks.core.records import DEMONSTRATIONS, REJECTED, table
+from tasks.llm.engine import Request, complete, rejected_output, schema_for
+
+STAGE = "attribute"
+PROMPTS = Path(__file__).parent / "prompts"
+KEYWORDS = PROMPTS / "keywords.yaml"
+GROUND = PROMPTS / "ground.yaml"
+
+
+def _request(ctx: StageContext, rid: str, messages: list[dict], schema: dict) -> Request:
+    a = ctx.cfg.attribute
+    return Request(rid, messages, schema, a.max_output_tokens, a.temperature, ctx.cfg.engine.seed)
+
+
+def analyse(ctx: StageContext, seeds: list[dict]):
+    prompt = load_prompt(KEYWORDS)
+    schema = schema_for(SeedAnalysis)
+    reqs = [
+        _request(ctx, f"kw:{prompt.version}:{s['id']}", prompt.messages(prompt=s["prompt"], max_keywords=ctx.cfg.attribute.max_keywords), schema)
+        for s in seeds
+    ]
+    return complete(ctx.engine, reqs, SeedAnalysis)
+
+
+def ground(ctx: StageContext, pairs: list[tuple[dict, dict]]):
+    prompt = load_prompt(GROUND)
+    schema = schema_for(Grounding)
+    reqs = []
+    for seed, doc in pairs:
+        text = ctx.tokens.cut(doc["text"], ctx.cfg.attribute.document_tokens)
+        messages = prompt.messages(prompt=seed["prompt"], title=doc["title"], document=text)
+        reqs.append(_request(ctx, f"gr:{prompt.version}:{seed['id']}:{doc['id']}", messages, schema))
+    return complete(ctx.engine, reqs, Grounding), prompt.version
+
+
+def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
+    """Seeds (id, prompt) -> demonstrations. Needs ctx.extras: index, index_ids, documents."""
+    seeds = seeds_tbl.to_pylist()
+    rejected = []
+    analyses = analyse(ctx, seeds)
+    ok = []
+    for seed, parsed in zip(seeds, analyses):
+        if parsed.value is None:
+            rejected.append(rejected_output(STAGE, parsed, seed["id"], seed))
+        else:
+            ok.append((seed, parsed.value))
+
+    queries = [f"{a.intent} {' '.join(a.keywords)}" for _, a in ok]
+    hits = best_documents(ctx.extras["index"], ctx.extras["index_ids"], queries, ctx.cfg.embedder)
+    documents = ctx.extras["documents"]
+    pairs = [(seed, documents[doc_id]) for (seed, _), (doc_id, _) in zip(ok, hits)]
+    groundings, version = ground(ctx, pairs)
+
+    demos = []
+    for (seed, analysis), (doc_id, score), (_, doc), parsed in zip(ok, hits, pairs, groundings):
+        if parsed.value is None:
+            rejected.append(rejected_output(STAGE, parsed, seed["id"], {**seed, "document_id": doc_id}))
+            continue
+        demos.append(
+            {
+                "id": hashlib.sha256(f"{seed['id']}:{doc_id}".encode()).hexdigest()[:16],
+                "seed_id": seed["id"],
+                "seed_prompt": seed["prompt"],
+                "intent": analysis.intent,
+                "keywords": analysis.keywords,
+                "document_id": doc_id,
+                "document_url": doc["url"],
+                "document_text": ctx.tokens.cut(doc["text"], ctx.cfg.attribute.document_tokens),
+                "retrieval_score": score,
+                "scene": parsed.value.scene,
+                "query_compositions": parsed.value.query_compositions.model_dump(),
+                "model": ctx.model_name,
+                "prompt_version": version,
+            }
+        )
+    stats = {"seeds": len(seeds), "llm_failures": len(rejected)}
+    return StageResult(table(demos, DEMONSTRATIONS), table(rejected, REJECTED), stats)
+
+
+def prepare(ctx: StageContext) -> None:
+    """Load the corpus index and the documents every seed of the shard may be grounded in."""
+    index, ids = load_index(ctx.lake)
+    docs = ctx.lake.read("documents").select(["id", "url", "title", "text"]).to_pylist()
+    ctx.extras.update(index=index, index_ids=ids, documents={d["id"]: d for d in docs})
+
+
+def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict]]:
+    """Shards of valid seeds, and the rejected seed lines (written as shard 'bad-seeds')."""
+    seeds, bad = load_seeds(resolve(cfg.attribute.seeds, SEEDS))
+    specs = []
+    for start in range(0, len(seeds), cfg.shard_size):
+        chunk = seeds[start : start + cfg.shard_size]
+        input_id = hashlib.sha256(json.dumps(chunk, sort_keys=True).encode()).hexdigest()[:16]
+        specs.append(ShardSpec(f"{start // cfg.shard_size:05d}", input_id, rows=pa.Table.from_pylist(chunk)))
+    return specs, bad
+
+
+def write_bad_seeds(lake: Lake, bad: list[dict], digest: str) -> dict:
+    """Bad seed lines as a shard of their own, so they are counted like every other drop."""
+    result = StageResult(DEMONSTRATIONS.empty_table(), table(bad, REJECTED), {"bad_seeds": len(bad)})
+    input_id = hashlib.sha256(json.dumps(bad, sort_keys=True).encode()).hexdigest()[:16]
+    return lake.write_shard(DATASET, "bad-seeds", result, input_id=input_id, config=digest)
+
+
+DATASET = "demonstrations"
+STAGE_SPEC = Stage(DATASET, ("attribute", "engine", "embedder", "seed"), process, prepare, uses_engine=True, cpus=0.5)
+

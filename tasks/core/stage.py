@@ -1,0 +1,59 @@
+"""Running one shard of a stage: read its input, call the stage's `process`, write atomically.
+
+A `ShardSpec` names a shard and where its input comes from: rows carried along (file paths,
+seeds) or a shard of the upstream dataset. `run_shard` is plain Python, so the flow can run
+it in a Ray task, a thread or a test alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyarrow as pa
+
+from tasks.core.config import FactoryConfig
+from tasks.core.context import StageContext
+from tasks.core.lake import Lake, StageResult
+from tasks.llm.engine import Engine
+
+
+@dataclass
+class ShardSpec:
+    shard: str
+    input_id: str
+    rows: pa.Table | None = None  # input carried with the spec
+    upstream: str | None = None  # or: read this shard of the upstream dataset
+
+
+@dataclass
+class Stage:
+    dataset: str  # the dataset this stage writes
+    config_fields: tuple[str, ...]  # FactoryConfig fields whose change invalidates shards
+    process: Callable[[pa.Table, StageContext], StageResult]
+    prepare: Callable[[StageContext], None] | None = None  # fills ctx.extras once per shard
+    uses_engine: bool = False
+    cpus: float = 1.0
+    extras: dict = field(default_factory=dict)
+
+    def digest(self, cfg: FactoryConfig) -> str:
+        return cfg.digest(*self.config_fields)
+
+
+def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine | None) -> dict:
+    """Process one shard unless it is already finished; returns its manifest row."""
+    lake = Lake(cfg.lake)
+    digest = stage.digest(cfg)
+    if lake.is_finished(stage.dataset, spec.shard, input_id=spec.input_id, config=digest):
+        return {**lake.manifest(stage.dataset, spec.shard), "skipped": True}
+    ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
+    if stage.prepare:
+        stage.prepare(ctx)
+    rows = spec.rows if spec.rows is not None else lake.read_shard(spec.upstream, spec.shard)
+    result = stage.process(rows, ctx)
+    return {**lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest), "skipped": False}
+
+
+def upstream_specs(lake: Lake, upstream: str) -> list[ShardSpec]:
+    """One spec per finished upstream shard; its checksum is the input id."""
+    return [ShardSpec(m["shard"], m["checksum"], upstream=upstream) for m in lake.manifests(upstream)]

@@ -1,0 +1,1 @@
+"""Curate: score each query on seven criteria, drop near-duplicates, keep the best per topic."""

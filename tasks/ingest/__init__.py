@@ -1,0 +1,1 @@
+"""Ingest: HTML pages in, cleaned documents out (main text, title, url, quality signals)."""

@@ -1,0 +1,106 @@
+"""The engine protocol: requests in, results out, whatever serves the model.
+
+A `Request` carries chat messages, a JSON schema and sampling settings; a `Result` carries
+the raw text, why generation stopped, and token usage. `complete()` turns results into
+validated pydantic objects or counted errors: a result never silently becomes a row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Request:
+    id: str
+    messages: list[dict]
+    schema: dict
+    max_tokens: int = 512
+    temperature: float = 0.7
+    seed: int = 0
+
+    def sampling_seed(self) -> int:
+        """Seed derived from the request id: the same request samples the same text in any batch."""
+        digest = hashlib.sha256(f"{self.seed}:{self.id}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class Result:
+    id: str
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+    latency_s: float = 0.0
+
+
+class Engine(Protocol):
+    model_name: str
+
+    def generate(self, requests: list[Request]) -> list[Result]: ...
+
+
+@dataclass
+class Parsed:
+    """Outcome of one request: exactly one of `value` and `error` is set."""
+
+    id: str
+    value: BaseModel | None
+    error: str | None
+    reason: str | None
+    raw: str
+    usage: dict = field(default_factory=dict)
+
+
+def parse_result(result: Result, model: type[M]) -> Parsed:
+    usage = {"prompt_tokens": result.prompt_tokens, "output_tokens": result.output_tokens}
+
+    def fail(reason: str, error: str) -> Parsed:
+        return Parsed(result.id, None, error, reason, result.text, usage)
+
+    if result.error:
+        return fail("llm_error", result.error)
+    if result.finish_reason == "length":
+        return fail("llm_truncated", "generation hit max_tokens before the JSON closed")
+    try:
+        data = json.loads(result.text)
+    except json.JSONDecodeError as e:
+        return fail("llm_invalid_json", f"not JSON: {e}")
+    try:
+        return Parsed(result.id, model.model_validate(data), None, None, result.text, usage)
+    except ValidationError as e:
+        first = e.errors()[0]
+        return fail("llm_schema_mismatch", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+
+
+def complete(engine: Engine, requests: list[Request], model: type[M]) -> list[Parsed]:
+    """Run requests and validate each result against `model`, in request order."""
+    if not requests:
+        return []
+    results = {r.id: r for r in engine.generate(requests)}
+    out = []
+    for req in requests:
+        res = results.get(req.id) or Result(req.id, "", None, error="engine returned no result")
+        out.append(parse_result(res, model))
+    return out
+
+
+def schema_for(model: type[BaseModel]) -> dict:
+    """JSON schema for constrained decoding (string caps come from the model's Field max_length)."""
+    return model.model_json_schema()
+
+
+def rejected_output(stage: str, parsed: Parsed, record_id: str, record: dict) -> dict:
+    """A failed LLM output as a rejected row: reason, error and the raw text kept for inspection."""
+    from tasks.core.records import rejection
+
+    return rejection(stage, parsed.reason or "llm_error", parsed.error or "", record_id, {**record, "raw_output": parsed.raw})

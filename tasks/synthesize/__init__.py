@@ -1,0 +1,1 @@
+"""Synthesize (bottom-up): new scenes and self-contained queries grounded in each document."""
