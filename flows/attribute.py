@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from flows.runtime import publish_report, run_stage
+from flows.runtime import run_stage
 from tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
 from tasks.attribute.retrieve import build_index
 from tasks.core.config import FactoryConfig
@@ -28,5 +28,4 @@ def attribute_flow(config: FactoryConfig) -> dict:
     if bad:
         write_bad_seeds(lake, bad, STAGE_SPEC.digest(config))
         extra = ("bad-seeds",)
-    run_stage(STAGE_SPEC, specs, config, extra_shards=extra)
-    return publish_report(lake, STAGE_SPEC.dataset)
+    return run_stage(STAGE_SPEC, specs, config, extra_shards=extra)

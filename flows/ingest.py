@@ -14,7 +14,7 @@ from tasks.ingest.process import STAGE_SPEC, drop_cross_shard_duplicates, file_s
 def ingest_flow(config: FactoryConfig) -> dict:
     specs = file_specs(config)
     get_run_logger().info("ingest: %d shards of files into %s", len(specs), config.lake)
-    run_stage(STAGE_SPEC, specs, config)
+    run_stage(STAGE_SPEC, specs, config, report=False)
     lake = Lake(config.lake)
     dropped = drop_cross_shard_duplicates(lake)
     if dropped:

@@ -60,7 +60,9 @@ def shard_task(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine
     return row
 
 
-def run_stage(stage: Stage, specs: list[ShardSpec], cfg: FactoryConfig, extra_shards: tuple[str, ...] = ()) -> dict:
+def run_stage(
+    stage: Stage, specs: list[ShardSpec], cfg: FactoryConfig, extra_shards: tuple[str, ...] = (), report: bool = True
+) -> dict | None:
     """Run every shard (skipping finished ones), drop stale shards, publish the counts."""
     ensure_ray(cfg)
     engine = engine_for(cfg) if stage.uses_engine else None
@@ -71,7 +73,7 @@ def run_stage(stage: Stage, specs: list[ShardSpec], cfg: FactoryConfig, extra_sh
         future.result()
         update_progress_artifact(progress, 100.0 * done / len(futures))
     lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))
-    return publish_report(lake, stage.dataset)
+    return publish_report(lake, stage.dataset) if report else None
 
 
 def publish_report(lake: Lake, dataset: str) -> dict:

@@ -66,6 +66,10 @@ class VLLMEngine:
         from vllm import LLM
 
         self.cfg = cfg
+        # vLLM's CPU sampler cannot resume a seeded generator across chunked prefill ("CPU
+        # Generator does not use offset"), so per-request seeds are used on GPU only; on CPU
+        # the engine-wide seed applies and reruns reuse finished shards instead.
+        self.per_request_seed = gpu
         self.model_name = display_name(cfg.model)
         kwargs = dict(
             model=resolve_model(cfg.model),
@@ -88,7 +92,7 @@ class VLLMEngine:
             SamplingParams(
                 max_tokens=r.max_tokens,
                 temperature=r.temperature,
-                seed=r.sampling_seed(),
+                seed=r.sampling_seed() if self.per_request_seed else None,
                 structured_outputs=StructuredOutputsParams(json=r.schema),
             )
             for r in requests
