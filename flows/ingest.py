@@ -11,7 +11,7 @@ from tasks.ingest.process import STAGE_SPEC, drop_cross_shard_duplicates, file_s
 
 
 @flow(name="ingest")
-def ingest_flow(config: FactoryConfig) -> dict:
+def ingest_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     specs = file_specs(config)
     get_run_logger().info("ingest: %d shards of files into %s", len(specs), config.lake)
     run_stage(STAGE_SPEC, specs, config, report=False)

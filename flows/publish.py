@@ -13,7 +13,7 @@ STAGE_DATASETS = {"ingest": "documents", "attribute": "demonstrations", "synthes
 
 
 @flow(name="publish")
-def publish_flow(config: FactoryConfig) -> dict:
+def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     stages = {stage: lake.report(ds) for stage, ds in STAGE_DATASETS.items()}
     info = publish(lake, config.publish.name, lake.read("curated"), stages, config.model_dump(), config.digest("ingest", "attribute", "synthesize", "curate", "engine"))

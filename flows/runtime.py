@@ -17,9 +17,14 @@ from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 
 from tasks.core.config import FactoryConfig
+from tasks.core.errors import SynthqError
 from tasks.core.lake import Lake
 from tasks.core.stage import ShardSpec, Stage, run_shard
 from tasks.llm.engine import Engine
+
+
+class StageFailed(SynthqError):
+    """Every shard of a stage failed, or one did and the config says to stop."""
 
 
 def ensure_ray(cfg: FactoryConfig) -> None:
@@ -49,6 +54,7 @@ def engine_for(cfg: FactoryConfig) -> Engine:
 @task(cache_policy=NONE, retries=1, task_run_name="{stage.dataset}-{spec.shard}")
 def shard_task(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine | None) -> dict:
     start = time.perf_counter()
+    get_run_logger().info("%s shard %s: started", stage.dataset, spec.shard)
     ref = ray.remote(run_shard).options(num_cpus=stage.cpus).remote(stage, spec, cfg, engine)
     row = ray.get(ref)
     reasons = ", ".join(f"{k}: {v}" for k, v in row["reasons"].items())
@@ -69,10 +75,18 @@ def run_stage(
     lake = Lake(cfg.lake)
     progress = create_progress_artifact(0.0, description=f"{stage.dataset}: shards finished")
     futures = [shard_task.submit(stage, spec, cfg, engine) for spec in specs]
+    failed = []
     for done, future in enumerate(as_completed(futures), start=1):
-        future.result()
+        try:
+            future.result()
+        except Exception as e:  # one bad shard does not stop the others; a rerun retries it
+            failed.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
         update_progress_artifact(progress, 100.0 * done / len(futures))
     lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))
+    if failed:
+        get_run_logger().error("%s: %d of %d shards failed (rerun to retry them): %s", stage.dataset, len(failed), len(specs), failed[0])
+        if cfg.fail_on_shard_error or len(failed) == len(specs):
+            raise StageFailed(f"{stage.dataset}: {len(failed)} of {len(specs)} shards failed; first error: {failed[0]}")
     return publish_report(lake, stage.dataset) if report else None
 
 

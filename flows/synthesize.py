@@ -12,5 +12,5 @@ from tasks.synthesize.process import STAGE_SPEC
 
 
 @flow(name="synthesize")
-def synthesize_flow(config: FactoryConfig) -> dict:
+def synthesize_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     return run_stage(STAGE_SPEC, upstream_specs(Lake(config.lake), "documents"), config)

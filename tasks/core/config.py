@@ -46,6 +46,7 @@ class EngineConfig(_Section):
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself)."
     )
     max_concurrency: int = Field(64, description="In-flight requests to an OpenAI-compatible server.")
+    max_retries: int = Field(5, ge=0, description="Retries (with backoff) on 429, 5xx and connection errors.")
     request_timeout_s: float = Field(300.0, description="Per-request timeout for OpenAI-compatible servers.")
     tokenizer: str | None = Field(
         None, description="Tokenizer folder or name for token budgets; defaults to the model."
@@ -110,6 +111,9 @@ class FactoryConfig(_Section):
     )
     shard_size: int = Field(
         500, ge=1, description="Records per shard: big enough to batch the LLM, small enough to resume."
+    )
+    fail_on_shard_error: bool = Field(
+        False, description="Stop the run when a shard fails (default: go on, report it, retry it on rerun)."
     )
     ray_address: str | None = Field(
         None, description="Ray cluster to join ('auto' from a cluster node); None starts a local Ray."

@@ -30,7 +30,7 @@ class OpenAIEngine:
             base_url=self.cfg.base_url,
             api_key=os.environ.get(self.cfg.api_key_env, "not-needed"),
             timeout=self.cfg.request_timeout_s,
-            max_retries=5,
+            max_retries=self.cfg.max_retries,
         )
 
     async def _one(self, client, gate: asyncio.Semaphore, req: Request) -> Result:

@@ -1,0 +1,46 @@
+import pytest
+
+from tasks.core.config import FactoryConfig, load_config, parse_override
+from tasks.core.errors import ConfigError
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lake: /data/lake\ncurate:\n  dedup_threshold: 0.8\n")
+    cfg = load_config(path, {"curate.target_size": 10, "engine.model": "/models/x"})
+    assert cfg.lake == "/data/lake"
+    assert cfg.curate.dedup_threshold == 0.8
+    assert cfg.curate.target_size == 10
+    assert cfg.engine.model == "/models/x"
+
+
+def test_override_values_are_parsed_as_yaml():
+    assert parse_override("curate.target_size=12") == ("curate.target_size", 12)
+    assert parse_override("ray_address=null") == ("ray_address", None)
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("no-equals-sign")
+
+
+def test_unknown_key_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="curate.dedup_treshold"):
+        load_config(None, {"curate.dedup_treshold": 0.5})
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_prompt_budget_must_fit_context():
+    with pytest.raises(ConfigError, match="exceeds engine.max_model_len"):
+        load_config(None, {"synthesize.prompt_tokens": 4000})
+
+
+def test_digest_tracks_only_named_sections():
+    a, b = FactoryConfig(), FactoryConfig(curate={"min_score": 3})
+    assert a.digest("ingest") == b.digest("ingest")
+    assert a.digest("curate") != b.digest("curate")

@@ -1,0 +1,39 @@
+import pyarrow as pa
+import pytest
+
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake, StageResult
+from tasks.core.records import REJECTED, rejection, table
+
+
+def _result(n: int, bad: int = 0) -> StageResult:
+    rej = [rejection("s", "r", "d", str(i), {}) for i in range(bad)]
+    return StageResult(pa.table({"id": [str(i) for i in range(n)]}), table(rej, REJECTED))
+
+
+def test_shard_roundtrip_manifest_and_skip(lake_dir):
+    lake = Lake(lake_dir)
+    row = lake.write_shard("ds", "00000", _result(3, bad=2), input_id="in1", config="c1")
+    assert row["kept"] == 3 and row["reasons"] == {"r": 2}
+    assert lake.is_finished("ds", "00000", input_id="in1", config="c1")
+    assert not lake.is_finished("ds", "00000", input_id="in1", config="c2")
+    assert not lake.is_finished("ds", "00000", input_id="in2", config="c1")
+    assert lake.read("ds").num_rows == 3
+    assert lake.read("ds", rejected=True).num_rows == 2
+    assert lake.report("ds") == {"dataset": "ds", "shards": 1, "kept": 3, "rejected": 2, "reasons": {"r": 2}}
+    leftovers = [p for p in lake.fs.find(lake.root) if ".tmp-" in p]
+    assert leftovers == []
+
+
+def test_prune_removes_stale_shards(lake_dir):
+    lake = Lake(lake_dir)
+    for shard in ("00000", "00001"):
+        lake.write_shard("ds", shard, _result(1), input_id="i", config="c")
+    assert lake.prune("ds", keep={"00000"}) == ["00001"]
+    assert lake.shards("ds") == ["00000"]
+    assert not lake.exists("ds", "part-00001.parquet")
+
+
+def test_missing_dataset_says_which_stage(lake_dir):
+    with pytest.raises(LakeError, match="no 'documents' dataset"):
+        Lake(lake_dir).read("documents")

@@ -1,0 +1,52 @@
+"""Selection on real embeddings: min score, near-duplicates (best-scored kept), topics."""
+
+import pyarrow as pa
+
+from tasks.core.config import CurateConfig
+from tasks.core.records import CRITERIA, CURATED
+from tasks.curate.select import select
+
+
+def _row(i: int, query: str, total: int) -> dict:
+    scores = {f"score_{c}": int(k < total) for k, c in enumerate(CRITERIA)}
+    return {
+        "id": f"q{i}", "document_id": f"d{i}", "document_url": f"https://x.example/{i}", "demonstration_ids": [],
+        "thought": "", "scene": "", "query_compositions": {"ability": "", "knowledge": "", "extra_information": "", "output": ""},
+        "query": query, "model": "m", "prompt_version": "p@1", **scores, "score_total": total,
+        "score_model": "m", "score_prompt_version": "s@1", "topic": -1,
+    }
+
+
+QUERIES = [
+    ("How do I keep my sourdough starter alive while on vacation for two weeks?", 5),
+    ("How can I keep my sourdough starter alive while I am on vacation for two weeks?", 6),
+    ("Write a SQL query that ranks employees by salary within each department using window functions.", 4),
+    ("Explain how a black hole's event horizon relates to its mass.", 3),
+    ("What is the escape velocity at the event horizon of a black hole and why?", 2),
+    ("Plan a monthly budget for a 4200 dollar income using the 50/30/20 rule.", 1),
+]
+
+
+def _table() -> pa.Table:
+    return pa.Table.from_pylist([_row(i, q, s) for i, (q, s) in enumerate(QUERIES)], schema=CURATED)
+
+
+def test_near_duplicates_keep_the_best_scored():
+    res = select(_table(), CurateConfig(dedup_threshold=0.9), "bundled", 0)
+    kept = res.kept.column("id").to_pylist()
+    assert "q1" in kept and "q0" not in kept
+    dup = [r for r in res.rejected.to_pylist() if r["reason"] == "near_duplicate"]
+    assert [r["record_id"] for r in dup] == ["q0"] and "q1" in dup[0]["detail"]
+    assert res.kept.num_rows + res.rejected.num_rows == len(QUERIES)
+
+
+def test_min_score_and_topic_selection():
+    res = select(_table(), CurateConfig(min_score=2, dedup_threshold=0.9, target_size=3), "bundled", 0)
+    reasons = [r["reason"] for r in res.rejected.to_pylist()]
+    assert reasons.count("low_score") == 1
+    assert res.kept.num_rows == 3
+    assert len(set(res.kept.column("topic").to_pylist())) == 3
+    assert res.kept.num_rows + res.rejected.num_rows == len(QUERIES)
+    # the two black-hole queries share a topic: only the better one stays
+    kept = set(res.kept.column("id").to_pylist())
+    assert not {"q3", "q4"} <= kept

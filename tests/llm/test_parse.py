@@ -1,0 +1,47 @@
+"""Parsing and validation of engine results (a scripted engine stands in: this is about parsing)."""
+
+from tasks.attribute.outputs import SeedAnalysis
+from tasks.llm.engine import Request, Result, complete, parse_result, rejected_output, schema_for
+
+
+class Scripted:
+    model_name = "scripted"
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def generate(self, requests):
+        return [Result(r.id, t, "stop") for r, t in zip(requests, self.texts)]
+
+
+def test_each_failure_has_its_reason():
+    ok = parse_result(Result("1", '{"intent": "bake", "keywords": ["bread"]}', "stop"), SeedAnalysis)
+    assert ok.value.keywords == ["bread"] and ok.error is None
+    cases = {
+        "llm_truncated": Result("2", '{"intent": "ba', "length"),
+        "llm_invalid_json": Result("3", "not json", "stop"),
+        "llm_schema_mismatch": Result("4", '{"intent": "x", "keywords": []}', "stop"),
+        "llm_error": Result("5", "", None, error="boom"),
+    }
+    for reason, res in cases.items():
+        parsed = parse_result(res, SeedAnalysis)
+        assert parsed.value is None and parsed.reason == reason and parsed.error
+
+
+def test_missing_result_is_an_error_not_a_gap():
+    reqs = [Request(str(i), [], schema_for(SeedAnalysis)) for i in range(3)]
+    out = complete(Scripted(['{"intent": "a", "keywords": ["k"]}']), reqs, SeedAnalysis)
+    assert [o.reason for o in out] == [None, "llm_error", "llm_error"]
+    row = rejected_output("attribute", out[1], "1", {"id": "1"})
+    assert row["reason"] == "llm_error" and "raw_output" in row["record"]
+
+
+def test_schema_caps_strings_and_lists():
+    schema = schema_for(SeedAnalysis)
+    assert schema["properties"]["keywords"]["maxItems"] == 5
+    assert schema["properties"]["intent"]["maxLength"] == 240
+
+
+def test_request_seed_is_stable_per_id():
+    a, b = Request("x", [], {}, seed=1), Request("x", [], {}, seed=1)
+    assert a.sampling_seed() == b.sampling_seed() != Request("y", [], {}, seed=1).sampling_seed()

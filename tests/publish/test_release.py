@@ -1,0 +1,57 @@
+"""Releases: immutable versions, loadable with datasets, DuckDB and Polars, with a card and catalog."""
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake
+from tasks.core.records import CURATED
+from tasks.publish.catalog import releases
+from tasks.publish.release import CATALOG, publish
+from tests.curate.test_select import _row
+
+STAGES = {"ingest": {"kept": 2, "rejected": 1, "reasons": {"too_short": 1}}}
+
+
+def _data(n: int) -> pa.Table:
+    return pa.Table.from_pylist([_row(i, f"Query number {i} about something specific.", i % 8) for i in range(n)], schema=CURATED)
+
+
+def test_versions_grow_and_load_everywhere(lake_dir):
+    lake = Lake(lake_dir)
+    v1 = publish(lake, "demo", _data(3), STAGES, {"k": 1}, "abc")
+    v2 = publish(lake, "demo", _data(5), STAGES, {"k": 1}, "abc")
+    assert (v1["version"], v2["version"]) == (1, 2)
+    assert v2["parent"] == "v1"
+    data_dir = Path(v2["path"]) / "data"
+
+    import datasets
+    import duckdb
+    import polars
+
+    ds = datasets.load_dataset("parquet", data_dir=str(data_dir), split="train")
+    assert ds.num_rows == 5 and ds[0]["query_compositions"]["ability"] == ""
+    assert duckdb.sql(f"select count(*) from '{data_dir}/*.parquet'").fetchall() == [(5,)]
+    assert polars.read_parquet(f"{data_dir}/*.parquet").height == 5
+    assert pa.parquet.read_table(Path(v1["path"]) / "data").num_rows == 3  # v1 untouched
+
+    card = (Path(v2["path"]) / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["dataset_info"]["splits"][0]["num_examples"] == 5
+    names = [f["name"] for f in header["dataset_info"]["features"]]
+    assert names == CURATED.names
+    assert "too_short: 1" in card
+
+    rows = releases(Path(lake.path(CATALOG)), "demo")
+    assert [(r["version"], r["rows"], r["parent"]) for r in rows] == [(1, 3, None), (2, 5, 1)]
+
+
+def test_empty_or_badly_named_release_is_refused(lake_dir):
+    lake = Lake(lake_dir)
+    with pytest.raises(LakeError, match="Nothing to publish"):
+        publish(lake, "demo", _data(0), STAGES, {}, "x")
+    with pytest.raises(LakeError, match="Release name"):
+        publish(lake, "../evil", _data(1), STAGES, {}, "x")
