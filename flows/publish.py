@@ -7,15 +7,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
+from tasks.core.report import lake_report
 from tasks.publish.release import publish
-
-STAGE_DATASETS = {"ingest": "documents", "attribute": "demonstrations", "synthesize": "instructions", "score": "scored", "select": "curated"}
-
 
 @flow(name="publish")
 def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
-    stages = {stage: lake.report(ds) for stage, ds in STAGE_DATASETS.items()}
+    stages = {r["dataset"]: r for r in lake_report(lake)}
     info = publish(lake, config.publish.name, lake.read("curated"), stages, config.model_dump(), config.digest("ingest", "attribute", "synthesize", "curate", "engine"))
     create_markdown_artifact(
         key="release",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=48)]
 
@@ -22,6 +22,13 @@ class Compositions(BaseModel):
 class SeedAnalysis(BaseModel):
     intent: str = Field(min_length=1, max_length=240)
     keywords: list[Keyword] = Field(min_length=1, max_length=5)
+
+    @field_validator("keywords")
+    @classmethod
+    def _unique(cls, words: list[str]) -> list[str]:
+        """Small models repeat keywords; keep the first of each (case-insensitive)."""
+        seen: set[str] = set()
+        return [w for w in words if not (w.lower() in seen or seen.add(w.lower()))]
 
 
 class Grounding(BaseModel):

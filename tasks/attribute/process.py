@@ -35,7 +35,7 @@ GROUND = PROMPTS / "ground.yaml"
 
 def _request(ctx: StageContext, rid: str, messages: list[dict], schema: dict) -> Request:
     a = ctx.cfg.attribute
-    return Request(rid, messages, schema, a.max_output_tokens, a.temperature, ctx.cfg.engine.seed)
+    return ctx.request(rid, messages, schema, a.max_output_tokens, a.temperature)
 
 
 def analyse(ctx: StageContext, seeds: list[dict]):

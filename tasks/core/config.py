@@ -37,6 +37,13 @@ class EngineConfig(_Section):
         description="'auto' picks bfloat16 on GPUs and on CPUs with native bf16, float32 on other "
         "CPUs (bf16 is emulated there and about 4x slower).",
     )
+    frequency_penalty: float = Field(
+        0.3,
+        description="Penalty on tokens the output already repeats: curbs the digit and word loops "
+        "small models fall into inside JSON strings (bundled model, grounding: 40/40 valid "
+        "outputs at 0.3 vs 35/40 at 0). Unlike vLLM's repetition_penalty it ignores the prompt, "
+        "so copying facts from the document stays free.",
+    )
     max_model_len: int = Field(4096, description="Context length; the method's prompts fit in 4k.")
     kv_cache_gib: int = Field(2, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE); ignored on GPU.")
     gpu_memory_utilization: float = Field(0.9, description="vLLM's GPU memory fraction.")

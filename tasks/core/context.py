@@ -7,7 +7,7 @@ from functools import cached_property
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.llm.engine import Engine
+from tasks.llm.engine import Engine, Request
 
 
 @dataclass
@@ -28,3 +28,8 @@ class StageContext:
         from tasks.llm.models import display_name
 
         return display_name(self.cfg.engine.model)
+
+    def request(self, rid: str, messages: list[dict], schema: dict, max_tokens: int, temperature: float) -> Request:
+        """A request with the engine-wide sampling settings (seed, frequency penalty) filled in."""
+        e = self.cfg.engine
+        return Request(rid, messages, schema, max_tokens, temperature, e.seed, e.frequency_penalty)

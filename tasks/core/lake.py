@@ -27,7 +27,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.core.errors import LakeError
-from tasks.core.records import REJECTED
 
 
 @dataclass
@@ -124,8 +123,7 @@ class Lake:
             raise LakeError(
                 f"The lake {self.url} has no '{dataset}' dataset yet: run the stage that writes it first."
             )
-        tables = [self.read_shard(dataset, s, rejected=rejected) for s in shards]
-        return pa.concat_tables(tables) if tables else REJECTED.empty_table()
+        return pa.concat_tables([self.read_shard(dataset, s, rejected=rejected) for s in shards])
 
     def prune(self, dataset: str, keep: set[str]) -> list[str]:
         """Remove shards not in `keep` (left by an earlier run with other input)."""

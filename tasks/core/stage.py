@@ -7,7 +7,7 @@ it in a Ray task, a thread or a test alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import pyarrow as pa
@@ -34,7 +34,6 @@ class Stage:
     prepare: Callable[[StageContext], None] | None = None  # fills ctx.extras once per shard
     uses_engine: bool = False
     cpus: float = 1.0
-    extras: dict = field(default_factory=dict)
 
     def digest(self, cfg: FactoryConfig) -> str:
         return cfg.digest(*self.config_fields)

@@ -12,7 +12,7 @@ from tasks.core.stage import Stage
 from tasks.core.prompts import load_prompt
 from tasks.core.records import CRITERIA, CURATED, REJECTED, table
 from tasks.curate.outputs import Scores
-from tasks.llm.engine import Request, complete, rejected_output, schema_for
+from tasks.llm.engine import complete, rejected_output, schema_for
 
 STAGE = "curate"
 PROMPT = Path(__file__).parent / "prompts" / "score.yaml"
@@ -25,7 +25,7 @@ def process(instr: pa.Table, ctx: StageContext) -> StageResult:
     c = ctx.cfg.curate
     schema = schema_for(Scores)
     reqs = [
-        Request(f"score:{prompt.version}:{r['id']}", prompt.messages(query=r["query"]), schema, c.max_output_tokens, 0.0, ctx.cfg.engine.seed)
+        ctx.request(f"score:{prompt.version}:{r['id']}", prompt.messages(query=r["query"]), schema, c.max_output_tokens, 0.0)
         for r in rows
     ]
     kept, rejected = [], []

@@ -25,6 +25,7 @@ class Request:
     max_tokens: int = 512
     temperature: float = 0.7
     seed: int = 0
+    frequency_penalty: float = 0.0
 
     def sampling_seed(self) -> int:
         """Seed derived from the request id: the same request samples the same text in any batch."""

@@ -43,6 +43,7 @@ class OpenAIEngine:
                     max_tokens=req.max_tokens,
                     temperature=req.temperature,
                     seed=req.sampling_seed(),
+                    frequency_penalty=req.frequency_penalty,
                     response_format={
                         "type": "json_schema",
                         "json_schema": {"name": "output", "schema": req.schema},

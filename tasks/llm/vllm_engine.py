@@ -77,6 +77,9 @@ class VLLMEngine:
             dtype=pick_dtype(cfg.dtype, gpu),
             tensor_parallel_size=cfg.tensor_parallel_size,
             seed=cfg.seed,
+            # JSON without free whitespace: small models otherwise loop on newlines between
+            # fields until max_tokens cuts the object.
+            structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
         )
         if gpu:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
@@ -92,6 +95,7 @@ class VLLMEngine:
             SamplingParams(
                 max_tokens=r.max_tokens,
                 temperature=r.temperature,
+                frequency_penalty=r.frequency_penalty,
                 seed=r.sampling_seed() if self.per_request_seed else None,
                 structured_outputs=StructuredOutputsParams(json=r.schema),
             )

@@ -68,7 +68,7 @@ from those demonstrations, then scored on seven criteria and deduplicated.
 Every row names its document (`document_id`, `document_url`) and the demonstrations shown to
 the model (`demonstration_ids`), with the model and prompt version that wrote it.
 
-| stage | kept | rejected | rejected by reason |
+| dataset | kept | rejected | rejected by reason |
 |---|---|---|---|
 {stages}
 

@@ -44,7 +44,7 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> tu
         chosen = choose(demos, blocks, base, s.prompt_tokens, s.max_demonstrations, rng)
         messages = prompt.messages(demonstrations=[blocks[d["id"]][0] for d in chosen], title=doc["title"], document=text)
         rid = f"syn:{prompt.version}:{doc['id']}"
-        requests.append(Request(rid, messages, schema, s.max_output_tokens, s.temperature, ctx.cfg.engine.seed))
+        requests.append(ctx.request(rid, messages, schema, s.max_output_tokens, s.temperature))
         demo_ids.append([d["id"] for d in chosen])
     return requests, demo_ids
 

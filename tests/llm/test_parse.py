@@ -1,5 +1,7 @@
 """Parsing and validation of engine results (a scripted engine stands in: this is about parsing)."""
 
+import json
+
 from tasks.attribute.outputs import SeedAnalysis
 from tasks.llm.engine import Request, Result, complete, parse_result, rejected_output, schema_for
 
@@ -45,3 +47,19 @@ def test_schema_caps_strings_and_lists():
 def test_request_seed_is_stable_per_id():
     a, b = Request("x", [], {}, seed=1), Request("x", [], {}, seed=1)
     assert a.sampling_seed() == b.sampling_seed() != Request("y", [], {}, seed=1).sampling_seed()
+
+
+def test_repeated_keywords_are_collapsed():
+    parsed = parse_result(Result("k", '{"intent": "x", "keywords": ["Git", "rebase", "git", "rebase"]}', "stop"), SeedAnalysis)
+    assert parsed.value.keywords == ["Git", "rebase"]
+
+
+def test_a_query_must_be_written_in_words():
+    from tasks.synthesize.outputs import Synthesis
+
+    comp = {"ability": "a", "knowledge": "k", "extra_information": "e", "output": "o"}
+    base = {"thought": "t", "scene": "s", "query_compositions": comp}
+    bad = parse_result(Result("q", json.dumps({**base, "query": "furetroraionbefilimentaion"}), "stop"), Synthesis)
+    assert bad.reason == "llm_schema_mismatch" and "fewer than 5" in bad.error
+    good = parse_result(Result("q", json.dumps({**base, "query": "Rewrite this paragraph for a ten year old reader."}), "stop"), Synthesis)
+    assert good.value is not None
