@@ -1,0 +1,30 @@
+"""Shard fan-out on real Prefect and Ray: a failed shard is reported, not fatal, unless asked."""
+
+import pyarrow as pa
+import pytest
+from prefect import flow
+
+from flows.runtime import StageFailed, run_stage
+from tasks.core.config import FactoryConfig
+from tasks.core.lake import Lake
+from tasks.core.stage import ShardSpec
+from tasks.ingest.process import STAGE_SPEC
+from tasks.sample import PAGES
+
+
+@flow
+def _ingest_two_shards(cfg: FactoryConfig) -> dict:
+    good = ShardSpec("00000", "good", rows=pa.table({"path": [str(PAGES / "02-python-comprehensions-generators.html")]}))
+    bad = ShardSpec("00001", "bad", rows=pa.table({"wrong_column": ["x"]}))  # process() cannot read it
+    return run_stage(STAGE_SPEC, [good, bad], cfg)
+
+
+def test_bad_shard_does_not_fail_the_run(prefect_server, ray_local, lake_dir):
+    report = _ingest_two_shards(FactoryConfig(lake=lake_dir))
+    assert report["shards"] == 1 and report["kept"] == 1
+    assert Lake(lake_dir).manifest("documents", "00001") is None  # left unfinished: a rerun retries it
+
+
+def test_bad_shard_fails_the_run_when_asked(prefect_server, ray_local, lake_dir):
+    with pytest.raises(StageFailed, match="1 of 2 shards failed"):
+        _ingest_two_shards(FactoryConfig(lake=lake_dir, fail_on_shard_error=True))
