@@ -120,15 +120,14 @@ def publish(name: Optional[str] = typer.Option(None, help="Release name."),
 @app.command()
 def releases(lake: Optional[str] = LakeOpt) -> None:
     """List the releases in the lake's catalog."""
-    from pathlib import Path
-
     from tasks.core.lake import Lake
+    from tasks.publish.catalog import local_catalog
     from tasks.publish.catalog import releases as list_releases
-    from tasks.publish.release import CATALOG
 
-    lk = Lake(_config(None, lake, None).lake)
     table = Table("release", "rows", "documents", "parent", "path")
-    for r in list_releases(Path(lk.path(CATALOG))):
+    with local_catalog(Lake(_config(None, lake, None).lake)) as path:
+        found = list_releases(path)
+    for r in found:
         table.add_row(f"{r['name']}/v{r['version']}", str(r["rows"]), str(r["documents"]), f"v{r['parent']}" if r["parent"] else "-", r["path"])
     console.print(table)
 

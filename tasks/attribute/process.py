@@ -49,12 +49,12 @@ def analyse(ctx: StageContext, seeds: list[dict]):
 
 
 def ground(ctx: StageContext, pairs: list[tuple[dict, dict]]):
+    """Scene and compositions for each (seed, document already cut to the budget)."""
     prompt = load_prompt(GROUND)
     schema = schema_for(Grounding)
     reqs = []
     for seed, doc in pairs:
-        text = ctx.tokens.cut(doc["text"], ctx.cfg.attribute.document_tokens)
-        messages = prompt.messages(prompt=seed["prompt"], title=doc["title"], document=text)
+        messages = prompt.messages(prompt=seed["prompt"], title=doc["title"], document=doc["text"])
         reqs.append(_request(ctx, f"gr:{prompt.version}:{seed['id']}:{doc['id']}", messages, schema))
     return complete(ctx.engine, reqs, Grounding), prompt.version
 
@@ -74,7 +74,11 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
     queries = [f"{a.intent} {' '.join(a.keywords)}" for _, a in ok]
     hits = best_documents(ctx.extras["index"], ctx.extras["index_ids"], queries, ctx.cfg.embedder)
     documents = ctx.extras["documents"]
-    pairs = [(seed, documents[doc_id]) for (seed, _), (doc_id, _) in zip(ok, hits)]
+    budget = ctx.cfg.attribute.document_tokens
+    pairs = [
+        (seed, {**documents[doc_id], "text": ctx.tokens.cut(documents[doc_id]["text"], budget)})
+        for (seed, _), (doc_id, _) in zip(ok, hits)
+    ]
     groundings, version = ground(ctx, pairs)
 
     demos = []
@@ -91,7 +95,7 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
                 "keywords": analysis.keywords,
                 "document_id": doc_id,
                 "document_url": doc["url"],
-                "document_text": ctx.tokens.cut(doc["text"], ctx.cfg.attribute.document_tokens),
+                "document_text": doc["text"],
                 "retrieval_score": score,
                 "scene": parsed.value.scene,
                 "query_compositions": parsed.value.query_compositions.model_dump(),

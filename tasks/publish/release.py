@@ -10,7 +10,6 @@ import json
 import re
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pyarrow as pa
 import yaml
@@ -19,9 +18,6 @@ from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
 from tasks.publish import catalog
 from tasks.publish.card import render_card
-
-CATALOG = "catalog.sqlite"
-
 
 def versions(lake: Lake, name: str) -> list[int]:
     folder = lake.path("releases", name)
@@ -69,8 +65,9 @@ def publish(lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], conf
         lake.fs.rm(staging, recursive=True)
         raise LakeError(f"Release {name}/v{version} appeared while publishing: another publish ran at once. Retry.")
     lake.fs.mv(staging, target, recursive=True)
-    catalog.record(
-        Path(lake.path(CATALOG)), name=name, version=version, release_path=target,
-        rows=data.num_rows, documents=stats["documents"], parent=parent, config_digest=config_digest,
-    )
+    with catalog.local_catalog(lake, write=True) as path:
+        catalog.record(
+            path, name=name, version=version, release_path=target,
+            rows=data.num_rows, documents=stats["documents"], parent=parent, config_digest=config_digest,
+        )
     return {**stats, "name": name, "version": version, "path": target}

@@ -9,8 +9,8 @@ import yaml
 from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
 from tasks.core.records import CURATED
-from tasks.publish.catalog import releases
-from tasks.publish.release import CATALOG, publish
+from tasks.publish.catalog import local_catalog, releases
+from tasks.publish.release import publish
 from tests.curate.test_select import _row
 
 STAGES = {"ingest": {"kept": 2, "rejected": 1, "reasons": {"too_short": 1}}}
@@ -45,7 +45,8 @@ def test_versions_grow_and_load_everywhere(lake_dir):
     assert names == CURATED.names
     assert "too_short: 1" in card
 
-    rows = releases(Path(lake.path(CATALOG)), "demo")
+    with local_catalog(lake) as path:
+        rows = releases(path, "demo")
     assert [(r["version"], r["rows"], r["parent"]) for r in rows] == [(1, 3, None), (2, 5, 1)]
 
 
@@ -55,3 +56,15 @@ def test_empty_or_badly_named_release_is_refused(lake_dir):
         publish(lake, "demo", _data(0), STAGES, {}, "x")
     with pytest.raises(LakeError, match="Release name"):
         publish(lake, "../evil", _data(1), STAGES, {}, "x")
+
+
+def test_release_on_a_remote_lake():
+    """Any fsspec lake works: here an in-memory filesystem stands for an object store."""
+    lake = Lake("memory://synthq-test-lake")
+    publish(lake, "demo", _data(2), STAGES, {}, "x")
+    info = publish(lake, "demo", _data(4), STAGES, {}, "x")
+    assert info["path"].endswith("releases/demo/v2")
+    with lake.fs.open(f"{info['path']}/data/train-00000-of-00001.parquet", "rb") as f:
+        assert pa.parquet.read_table(f).num_rows == 4
+    with local_catalog(lake) as path:
+        assert [r["version"] for r in releases(path, "demo")] == [1, 2]
