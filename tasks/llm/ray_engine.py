@@ -21,11 +21,17 @@ NAMESPACE = "synthq"
 class EngineActor:
     def __init__(self, cfg: EngineConfig):
         self.engine = VLLMEngine(cfg)
+        self.served = {"batches": 0, "requests": 0}
 
     def ready(self) -> str:
         return self.engine.model_name
 
+    def stats(self) -> dict:
+        return dict(self.served)
+
     def generate(self, requests: list[Request]) -> list[Result]:
+        self.served["batches"] += 1
+        self.served["requests"] += len(requests)
         return self.engine.generate(requests)
 
 
@@ -43,9 +49,25 @@ class RayEngine:
         return ray.get(self.handle.ready.remote())
 
 
+# Ray destroys a named (non-detached) actor as soon as no handle to it is left, so the
+# process keeps one handle per engine: every stage of a run then shares the loaded model.
+_HANDLES: dict[tuple[str, str], RayEngine] = {}
+
+
+def actor_name(cfg: EngineConfig) -> str:
+    return "engine-" + hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+
+
 def engine_actor(cfg: EngineConfig) -> RayEngine:
     """Get or start the engine actor for this config (start returns at once; loading goes on)."""
-    name = "engine-" + hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+    name = actor_name(cfg)
+    key = (ray.get_runtime_context().get_job_id(), name)
+    if key not in _HANDLES:
+        _HANDLES[key] = _start(cfg, name)
+    return _HANDLES[key]
+
+
+def _start(cfg: EngineConfig, name: str) -> RayEngine:
     gpu = has_gpu()
     options = dict(name=name, namespace=NAMESPACE, get_if_exists=True, max_restarts=1)
     if gpu:

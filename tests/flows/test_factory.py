@@ -16,7 +16,12 @@ RELEASE_COLUMNS = {
 }
 
 
-def test_factory_end_to_end_then_rerun_skips(prefect_server, engine, sample_subset, lake_dir):
+def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_subset, lake_dir):
+    """Holds no engine handle of its own: the flows must keep the one engine alive for every stage."""
+    import ray
+
+    from tasks.llm.ray_engine import NAMESPACE, actor_name
+
     from flows.factory import factory_flow
     from flows.synthesize import synthesize_flow
 
@@ -27,6 +32,13 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, engine, sample_subs
     })
     info = factory_flow(cfg)
     lake = Lake(lake_dir)
+    served = ray.get(ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE).stats.remote())
+
+    def busy(ds):
+        return len([m for m in lake.manifests(ds) if m["shard"] != "bad-seeds" and m["kept"] + m["rejected"]])
+
+    # one engine, loaded once, served every LLM stage (attribution makes two calls per shard)
+    assert served["batches"] >= 2 * busy("demonstrations") + busy("instructions") + busy("scored")
 
     docs = lake.report("documents")
     assert docs["kept"] == 6 and docs["reasons"] == {"too_short": 1, "duplicate": 1}
