@@ -132,6 +132,59 @@ def releases(lake: Optional[str] = LakeOpt) -> None:
     console.print(table)
 
 
+results_app = typer.Typer(help="Downstream benchmark results attached to releases.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("add")
+def results_add(
+    release: str = typer.Argument(..., help="<name>/v<N>, or <name> for its latest release."),
+    file: str = typer.Argument(..., help="lm-evaluation-harness JSON, AlpacaEval CSV, or benchmark/metric/value CSV/JSON."),
+    lake: Optional[str] = LakeOpt,
+) -> None:
+    """Attach benchmark results to a release."""
+    from tasks.core.lake import Lake
+    from tasks.publish import catalog
+    from tasks.publish.results import parse_results
+
+    try:
+        rows = parse_results(file)
+        with catalog.local_catalog(Lake(_config(None, lake, None).lake), write=True) as path:
+            name, version = catalog.resolve_release(path, release)
+            catalog.add_results(path, name, version, rows, source=str(file))
+    except SynthqError as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    benchmarks = sorted({r["benchmark"] for r in rows})
+    console.print(f"attached {len(rows)} results ({', '.join(benchmarks)}) to {name}/v{version}")
+
+
+@app.command()
+def scaling(
+    lake: Optional[str] = LakeOpt,
+    out: str = typer.Option("scaling.png", "--out", help="Where to write the plot (PNG)."),
+    name: Optional[str] = typer.Option(None, help="Only this dataset's releases."),
+) -> None:
+    """Plot each benchmark's score against release size (log x), with a fitted trend."""
+    from tasks.core.lake import Lake
+    from tasks.publish import catalog
+    from tasks.publish.scaling import plot, series, trend
+
+    with catalog.local_catalog(Lake(_config(None, lake, None).lake)) as path:
+        points = catalog.scaling_points(path, name)
+    if not points:
+        console.print("[bold red]error:[/] no benchmark results yet: attach some with `synthq results add`.")
+        raise typer.Exit(2)
+    table = Table("benchmark / metric", "release", "rows", "score", "gain per 10x rows")
+    for label, pts in series(points).items():
+        fit = trend(pts)
+        for i, p in enumerate(pts):
+            gain = f"{fit[1]:+.4g}" if fit and i == len(pts) - 1 else ""
+            table.add_row(label if i == 0 else "", f"{p['name']}/v{p['version']}", str(p["rows"]), f"{p['value']:.4g}", gain)
+    console.print(table)
+    console.print(f"plot: {plot(points, out)}")
+
+
 @app.command()
 def report(lake: Optional[str] = LakeOpt) -> None:
     """Counts per dataset: kept, rejected by reason, and the LLM's schema-valid rate."""

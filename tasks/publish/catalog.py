@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
 
+from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
 
 CATALOG = "catalog.sqlite"
@@ -30,13 +31,24 @@ CREATE TABLE IF NOT EXISTS releases (
     config_digest TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS results (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    benchmark TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value REAL NOT NULL,
+    model TEXT NOT NULL,
+    source TEXT NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (name, version, benchmark, metric, model)
 )
 """
 
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30)
-    conn.execute(SCHEMA)
+    conn.executescript(SCHEMA)
     return conn
 
 
@@ -54,6 +66,49 @@ def releases(path: Path, name: str | None = None) -> list[dict]:
     with closing(_connect(path)) as conn:
         conn.row_factory = sqlite3.Row
         query = "SELECT * FROM releases" + (" WHERE name = ?" if name else "") + " ORDER BY name, version"
+        return [dict(r) for r in conn.execute(query, (name,) if name else ())]
+
+
+def resolve_release(path: Path, ref: str) -> tuple[str, int]:
+    """'<name>/v<N>' or '<name>' (its latest version) -> (name, version) of a catalogued release."""
+    name, _, ver = ref.partition("/")
+    known = releases(path, name)
+    if not known:
+        names = sorted({r["name"] for r in releases(path)})
+        raise LakeError(f"No release named '{name}' in the catalog; known: {', '.join(names) or 'none'}.")
+    if not ver:
+        return name, known[-1]["version"]
+    if not (ver.startswith("v") and ver[1:].isdigit()):
+        raise LakeError(f"Release '{ref}' must look like <name>/v<N> (or just <name> for the latest).")
+    if int(ver[1:]) not in {r["version"] for r in known}:
+        versions = ", ".join(f"v{r['version']}" for r in known)
+        raise LakeError(f"Release '{ref}' does not exist; '{name}' has {versions}.")
+    return name, int(ver[1:])
+
+
+def add_results(path: Path, name: str, version: int, rows: list[dict], source: str) -> int:
+    """Attach results to a release; a result for the same benchmark, metric and model is replaced."""
+    now = time.time()
+    with closing(_connect(path)) as conn, conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(name, version, r["benchmark"], r["metric"], r["value"], r["model"], source, now) for r in rows],
+        )
+    return len(rows)
+
+
+def scaling_points(path: Path, name: str | None = None) -> list[dict]:
+    """Every result joined with its release's size, ordered by benchmark, metric, size."""
+    if not path.exists():
+        return []
+    query = (
+        "SELECT r.name, r.version, r.benchmark, r.metric, r.model, r.value, rel.rows "
+        "FROM results r JOIN releases rel ON rel.name = r.name AND rel.version = r.version"
+        + (" WHERE r.name = ?" if name else "")
+        + " ORDER BY r.benchmark, r.metric, rel.rows"
+    )
+    with closing(_connect(path)) as conn:
+        conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute(query, (name,) if name else ())]
 
 
