@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
 import typer
@@ -34,22 +36,30 @@ def _config(config: Optional[str], lake: Optional[str], sets: Optional[list[str]
     return load_config(config, overrides)
 
 
-def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
-    """Run a flow; a SynthqError ends the command with its message, not a traceback."""
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """A SynthqError ends the command with its message and exit code 2, not a traceback."""
     try:
-        return fn(cfg)
+        yield
     except SynthqError as e:
         console.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from None
 
 
-def _show_release(info: dict) -> None:
+def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
+    with _user_errors():
+        return fn(cfg)
+
+
+def _show_release(info: dict, cfg: FactoryConfig) -> None:
     import pyarrow.parquet as pq
+
+    from tasks.core.lake import Lake
 
     console.print(f"\n[bold green]Release {info['name']}/v{info['version']}[/]: {info['rows']} rows "
                   f"from {info['documents']} documents, mean score {info['score_mean']:.2f}/7")
     console.print(f"  data:  {info['path']}/data/\n  card:  {info['path']}/README.md")
-    rows = pq.read_table(f"{info['path']}/data").slice(0, 3).to_pylist()
+    rows = pq.read_table(f"{info['path']}/data", filesystem=Lake(cfg.lake).fs).slice(0, 3).to_pylist()
     table = Table("score", "query", "document", show_lines=True)
     for r in rows:
         table.add_row(str(r["score_total"]), r["query"][:300], r["document_url"])
@@ -62,7 +72,7 @@ def demo(lake: Optional[str] = LakeOpt) -> None:
     from flows.factory import factory_flow
 
     cfg = _config(None, lake, None, **DEMO)
-    _show_release(_run(factory_flow, cfg))
+    _show_release(_run(factory_flow, cfg), cfg)
 
 
 @app.command()
@@ -70,7 +80,8 @@ def run(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: 
     """Run the whole factory with a config file."""
     from flows.factory import factory_flow
 
-    _show_release(_run(factory_flow, _config(config, lake, set_)))
+    cfg = _config(config, lake, set_)
+    _show_release(_run(factory_flow, cfg), cfg)
 
 
 @app.command()
@@ -114,7 +125,8 @@ def publish(name: Optional[str] = typer.Option(None, help="Release name."),
     """Publish the curated set as the next release version."""
     from flows.publish import publish_flow
 
-    _show_release(_run(publish_flow, _config(config, lake, set_, **{"publish.name": name})))
+    cfg = _config(config, lake, set_, **{"publish.name": name})
+    _show_release(_run(publish_flow, cfg), cfg)
 
 
 @app.command()
@@ -147,14 +159,11 @@ def results_add(
     from tasks.publish import catalog
     from tasks.publish.results import parse_results
 
-    try:
+    with _user_errors():
         rows = parse_results(file)
         with catalog.local_catalog(Lake(_config(None, lake, None).lake), write=True) as path:
             name, version = catalog.resolve_release(path, release)
             catalog.add_results(path, name, version, rows, source=str(file))
-    except SynthqError as e:
-        console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2) from None
     benchmarks = sorted({r["benchmark"] for r in rows})
     console.print(f"attached {len(rows)} results ({', '.join(benchmarks)}) to {name}/v{version}")
 
@@ -212,11 +221,8 @@ def config(path: Optional[str] = ConfigOpt, set_: Optional[list[str]] = SetOpt) 
     """Print the effective configuration as YAML (defaults, file, overrides)."""
     import yaml
 
-    try:
+    with _user_errors():
         cfg = _config(path, None, set_)
-    except SynthqError as e:
-        console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2) from None
     sys.stdout.write(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
 
 

@@ -44,3 +44,15 @@ def test_digest_tracks_only_named_sections():
     a, b = FactoryConfig(), FactoryConfig(curate={"min_score": 3})
     assert a.digest("ingest") == b.digest("ingest")
     assert a.digest("curate") != b.digest("curate")
+
+
+def test_cli_config_prints_yaml_and_names_bad_keys():
+    import yaml
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    ok = CliRunner().invoke(app, ["config", "--set", "curate.target_size=50"])
+    assert ok.exit_code == 0 and yaml.safe_load(ok.output)["curate"]["target_size"] == 50
+    bad = CliRunner().invoke(app, ["config", "--set", "curate.nope=1"])
+    assert bad.exit_code == 2 and "curate.nope" in bad.output
