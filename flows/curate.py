@@ -15,5 +15,5 @@ from tasks.curate import score, select
 def curate_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     scored = run_stage(score.STAGE_SPEC, upstream_specs(lake, "instructions"), config)
-    curated = run_stage(select.STAGE_SPEC, [select.selection_spec(lake)], config)
+    curated = run_stage(select.STAGE_SPEC, [select.selection_spec(lake, config.curate)], config)
     return {"scored": scored, "curated": curated}

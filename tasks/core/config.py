@@ -102,7 +102,25 @@ class CurateConfig(_Section):
         0.92, gt=0, le=1, description="Cosine similarity at or above which two queries are duplicates."
     )
     target_size: int | None = Field(
-        None, description="When set, cluster queries into this many topics and keep the best per topic."
+        None, description="When set, keep this many queries, chosen by `selection`."
+    )
+    selection: Literal["topics", "k_center"] = Field(
+        "topics",
+        description="topics: cluster into target_size topics, keep the best-scored per topic. "
+        "k_center (DiverseEvol): start from the best-scored query and repeatedly add the one "
+        "farthest from all already chosen.",
+    )
+    benchmarks: list[str] = Field(
+        default_factory=list,
+        description="Benchmark prompt files (JSONL, Parquet or CSV) to decontaminate against; "
+        "the file name is the benchmark's name in reports.",
+    )
+    benchmark_column: str = Field("prompt", description="Column holding the prompt in benchmark files.")
+    contamination_ngram: int = Field(
+        13, ge=3, description="A shared run of this many words with a benchmark prompt is contamination."
+    )
+    contamination_similarity: float = Field(
+        0.9, gt=0, le=1, description="Cosine similarity to a benchmark prompt at or above which a query is dropped."
     )
     max_output_tokens: int = Field(256, description="Scores are short JSON.")
 

@@ -1,14 +1,18 @@
-"""Selection over the whole scored set: minimum score, semantic dedup, best per topic.
+"""Selection over the whole scored set: minimum score, decontamination, semantic dedup, and
+a target size by topic or by k-center greedy.
 
 Dedup walks the queries from best to worst score and drops any query whose cosine
 similarity to an already kept one reaches the threshold, so the kept member of a duplicate
-group is its best-scored one. With a target size, the kept queries are clustered into that
-many topics (FAISS k-means) and the best-scored query of each topic is kept.
+group is its best-scored one. With a target size, either the kept queries are clustered into
+that many topics (FAISS k-means) and the best-scored query of each topic is kept, or k-center
+greedy picks the most spread-out subset, starting from the best-scored query.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+from collections import Counter
 
 import faiss
 import numpy as np
@@ -19,6 +23,7 @@ from tasks.core.embeddings import embed
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.stage import ShardSpec, Stage
+from tasks.curate.decontaminate import Benchmarks
 from tasks.core.records import CURATED, REJECTED, rejection, table
 
 STAGE = "curate"
@@ -50,7 +55,53 @@ def topics(vecs: np.ndarray, k: int, seed: int) -> np.ndarray:
     return km.index.search(vecs, 1)[1][:, 0]
 
 
+def k_center(vecs: np.ndarray, k: int) -> list[int]:
+    """k-center greedy (DiverseEvol): from the first (best-ranked) vector, keep adding the
+    vector farthest, in cosine distance, from everything chosen so far."""
+    chosen = [0]
+    dist = 1.0 - vecs @ vecs[0]
+    while len(chosen) < min(k, len(vecs)):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, 1.0 - vecs @ vecs[nxt])
+    return sorted(chosen)
+
+
+def _decontaminate(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, embedder: str, rejected: list[dict]):
+    bench = Benchmarks.load(cfg.benchmarks, cfg.benchmark_column, cfg.contamination_ngram, embedder)
+    verdicts = bench.hits([r["query"] for r in rows], vecs, cfg.contamination_similarity)
+    hits: Counter = Counter()
+    for row, verdict in zip(rows, verdicts):
+        if verdict:
+            reason, name, detail = verdict
+            hits[name] += 1
+            rejected.append(rejection(STAGE, reason, detail, row["id"], row))
+    clean = [i for i, v in enumerate(verdicts) if v is None]
+    return [rows[i] for i in clean], vecs[clean], dict(hits)
+
+
+def _best_per_topic(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict]) -> list[dict]:
+    labels = topics(vecs, cfg.target_size, seed)
+    best: dict[int, int] = {}
+    for pos, label in enumerate(labels):  # rows are ranked: the first seen is the best
+        best.setdefault(int(label), pos)
+    for pos, (row, label) in enumerate(zip(rows, labels)):
+        row["topic"] = int(label)
+        if best[int(label)] != pos:
+            winner = rows[best[int(label)]]["id"]
+            rejected.append(rejection(STAGE, "topic_not_best", f"topic {label}: {winner} scored higher", row["id"], row))
+    return [rows[p] for p in sorted(best.values())]
+
+
+def _k_center_subset(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, rejected: list[dict]) -> list[dict]:
+    keep = set(k_center(vecs, cfg.target_size))
+    detail = f"k-center selection kept {len(keep)} of {len(rows)} (target_size={cfg.target_size})"
+    rejected.extend(rejection(STAGE, "not_selected", detail, r["id"], r) for i, r in enumerate(rows) if i not in keep)
+    return [r for i, r in enumerate(rows) if i in keep]
+
+
 def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int) -> StageResult:
+    """Min score, decontamination, near-duplicate removal, then target-size selection."""
     rows = _rank(scored.to_pylist())
     rejected = [
         rejection(STAGE, "low_score", f"score {r['score_total']} < curate.min_score={cfg.min_score}", r["id"], r)
@@ -61,23 +112,20 @@ def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int) -> Sta
     if not rows:
         return StageResult(CURATED.empty_table(), table(rejected, REJECTED), {})
     vecs = embed([r["query"] for r in rows], embedder)
+    stats: dict = {}
+    if cfg.benchmarks:
+        rows, vecs, stats["contamination_hits"] = _decontaminate(rows, vecs, cfg, embedder, rejected)
     kept, dupes = dedup(rows, vecs, cfg.dedup_threshold)
     for i, twin, sim in dupes:
         detail = f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {rows[twin]['id']}"
         rejected.append(rejection(STAGE, "near_duplicate", detail, rows[i]["id"], rows[i]))
-    survivors = [rows[i] for i in kept]
+    survivors, vecs = [rows[i] for i in kept], vecs[kept]
     if cfg.target_size and len(survivors) > cfg.target_size:
-        labels = topics(vecs[kept], cfg.target_size, seed)
-        best: dict[int, int] = {}
-        for pos, label in enumerate(labels):  # survivors are ranked: the first seen is the best
-            best.setdefault(int(label), pos)
-        for pos, (row, label) in enumerate(zip(survivors, labels)):
-            row["topic"] = int(label)
-            if best[int(label)] != pos:
-                winner = survivors[best[int(label)]]["id"]
-                rejected.append(rejection(STAGE, "topic_not_best", f"topic {label}: {winner} scored higher", row["id"], row))
-        survivors = [survivors[p] for p in sorted(best.values())]
-    stats = {"near_duplicates": len(dupes), "kept": len(survivors)}
+        if cfg.selection == "k_center":
+            survivors = _k_center_subset(survivors, vecs, cfg, rejected)
+        else:
+            survivors = _best_per_topic(survivors, vecs, cfg, seed, rejected)
+    stats.update(near_duplicates=len(dupes), kept=len(survivors))
     return StageResult(table(survivors, CURATED), table(rejected, REJECTED), stats)
 
 
@@ -86,10 +134,11 @@ def process(_: pa.Table, ctx: StageContext) -> StageResult:
     return select(ctx.lake.read("scored"), ctx.cfg.curate, ctx.cfg.embedder, ctx.cfg.seed)
 
 
-def selection_spec(lake: Lake) -> ShardSpec:
-    """The single selection shard; its input id changes whenever any scored shard does."""
-    checksums = ",".join(m["checksum"] for m in lake.manifests("scored"))
-    return ShardSpec("00000", hashlib.sha256(checksums.encode()).hexdigest()[:16], rows=pa.table({}))
+def selection_spec(lake: Lake, cfg: CurateConfig) -> ShardSpec:
+    """The single selection shard; its input id changes with any scored shard or benchmark file."""
+    parts = [m["checksum"] for m in lake.manifests("scored")]
+    parts += [f"{b}:{os.path.getsize(b)}:{os.path.getmtime(b)}" for b in cfg.benchmarks if os.path.isfile(b)]
+    return ShardSpec("00000", hashlib.sha256(",".join(parts).encode()).hexdigest()[:16], rows=pa.table({}))
 
 
 STAGE_SPEC = Stage("curated", ("curate", "embedder", "seed"), process)
