@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 
 from flows.runtime import run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
 from tasks.core.stage import upstream_specs
 from tasks.curate import score, select
+from tasks.curate.report import render_markdown, write_report
 
 
 @flow(name="curate")
@@ -16,4 +18,6 @@ def curate_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     scored = run_stage(score.STAGE_SPEC, upstream_specs(lake, "instructions"), config)
     curated = run_stage(select.STAGE_SPEC, [select.selection_spec(lake, config.curate)], config)
-    return {"scored": scored, "curated": curated}
+    report = write_report(lake)
+    create_markdown_artifact(key="curation-report", markdown=render_markdown(report), description="Curation: counts, scores, topics")
+    return {"scored": scored, "curated": curated, "report": report}

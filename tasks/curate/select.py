@@ -80,8 +80,9 @@ def _decontaminate(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, embedd
     return [rows[i] for i in clean], vecs[clean], dict(hits)
 
 
-def _best_per_topic(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict]) -> list[dict]:
+def _best_per_topic(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict], stats: dict) -> list[dict]:
     labels = topics(vecs, cfg.target_size, seed)
+    stats["topic_sizes"] = {str(k): v for k, v in sorted(Counter(map(int, labels)).items())}
     best: dict[int, int] = {}
     for pos, label in enumerate(labels):  # rows are ranked: the first seen is the best
         best.setdefault(int(label), pos)
@@ -124,7 +125,7 @@ def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int) -> Sta
         if cfg.selection == "k_center":
             survivors = _k_center_subset(survivors, vecs, cfg, rejected)
         else:
-            survivors = _best_per_topic(survivors, vecs, cfg, seed, rejected)
+            survivors = _best_per_topic(survivors, vecs, cfg, seed, rejected, stats)
     stats.update(near_duplicates=len(dupes), kept=len(survivors))
     return StageResult(table(survivors, CURATED), table(rejected, REJECTED), stats)
 

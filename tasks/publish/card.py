@@ -40,6 +40,13 @@ def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str) -> di
     }
 
 
+def _lineage(stats: dict) -> str:
+    if not stats.get("parent"):
+        return "First release of this dataset"
+    diff = stats["since_parent"]
+    return f"Parent release: {stats['parent']} ({diff['added']} rows added, {diff['removed']} removed since it)"
+
+
 def render_card(name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict]) -> str:
     head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}"), sort_keys=False)
     columns = "\n".join(f"| `{k}` | {v} |" for k, v in describe(schema).items())
@@ -61,7 +68,8 @@ from those demonstrations, then scored on seven criteria and deduplicated.
 - Rows: {stats['rows']} from {stats['documents']} source documents
 - Model: {', '.join(stats['models'])}; prompt versions: {', '.join(stats['prompt_versions'])}
 - Mean score: {stats['score_mean']:.2f} / 7; histogram: {stats['score_histogram']}
-- Parent release: {stats.get('parent') or 'none'}
+- {_lineage(stats)}
+- Made by synthq {stats['code_version']}
 
 ## Lineage
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 from collections import Counter
+from importlib import metadata
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from tasks.core.errors import LakeError
@@ -19,12 +23,35 @@ from tasks.core.lake import Lake
 from tasks.publish import catalog
 from tasks.publish.card import render_card
 
+DATA_FILE = "train-00000-of-00001.parquet"
+
 def versions(lake: Lake, name: str) -> list[int]:
     folder = lake.path("releases", name)
     if not lake.fs.exists(folder):
         return []
     found = (re.fullmatch(r"v(\d+)", p.rstrip("/").rsplit("/", 1)[-1]) for p in lake.fs.ls(folder, detail=False))
     return sorted(int(m.group(1)) for m in found if m)
+
+
+def code_version() -> str:
+    """synthq's version, plus the git commit when it runs from a checkout."""
+    version = metadata.version("synthq")
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{version}+g{commit}" if commit else version
+
+
+def _diff_with_parent(lake: Lake, name: str, parent: int | None, data: pa.Table) -> dict:
+    if not parent:
+        return {"added": data.num_rows, "removed": 0}
+    with lake.fs.open(lake.path("releases", name, f"v{parent}", "data", DATA_FILE), "rb") as f:
+        before = set(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    now = set(data.column("id").to_pylist())
+    return {"added": len(now - before), "removed": len(before - now)}
 
 
 def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, num_bytes: int) -> dict:
@@ -53,9 +80,11 @@ def publish(lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], conf
     version = (parent or 0) + 1
     staging = lake.path("releases", name, f".staging-{uuid.uuid4().hex}")
     target = lake.path("releases", name, f"v{version}")
-    lake.write_table(f"{staging}/data/train-00000-of-00001.parquet", data)
-    num_bytes = lake.fs.size(f"{staging}/data/train-00000-of-00001.parquet")
+    lake.write_table(f"{staging}/data/{DATA_FILE}", data)
+    num_bytes = lake.fs.size(f"{staging}/data/{DATA_FILE}")
     stats = release_stats(data, stages, parent, num_bytes)
+    stats["since_parent"] = _diff_with_parent(lake, name, parent, data)
+    stats["code_version"] = code_version()
     samples = data.slice(0, 3).to_pylist()
     card = render_card(name, f"v{version}", data.schema, stats, config, samples)
     lake.write_bytes(f"{staging}/README.md", card.encode())

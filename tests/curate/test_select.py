@@ -50,3 +50,21 @@ def test_min_score_and_topic_selection():
     # the two black-hole queries share a topic: only the better one stays
     kept = set(res.kept.column("id").to_pylist())
     assert not {"q3", "q4"} <= kept
+
+
+def test_curation_report_from_the_lake(lake_dir):
+    from tasks.core.lake import Lake, StageResult
+    from tasks.core.records import REJECTED, rejection, table
+    from tasks.curate.report import render_markdown, write_report
+
+    lake = Lake(lake_dir)
+    lake.write_shard("scored", "00000", StageResult(_table(), table([rejection("curate", "llm_truncated", "d", "x", {})], REJECTED)), input_id="i", config="c")
+    res = select(_table(), CurateConfig(dedup_threshold=0.9, target_size=3), "bundled", 0)
+    lake.write_shard("curated", "00000", res, input_id="i", config="c")
+    rep = write_report(lake)
+    assert rep["scored"] == 7 and rep["kept"] == 3
+    assert rep["rejected"]["llm_truncated"] == 1 and rep["rejected"]["near_duplicate"] == 1
+    assert sum(rep["topic_sizes"].values()) == 5 and len(rep["topic_sizes"]) == 3
+    assert sum(rep["score_histogram"].values()) == 3
+    assert "| near_duplicate | 1 |" in render_markdown(rep)
+    assert lake.exists("curated", "report.md")

@@ -26,6 +26,9 @@ def test_versions_grow_and_load_everywhere(lake_dir):
     v2 = publish(lake, "demo", _data(5), STAGES, {"k": 1}, "abc")
     assert (v1["version"], v2["version"]) == (1, 2)
     assert v2["parent"] == "v1"
+    assert v1["since_parent"] == {"added": 3, "removed": 0}
+    assert v2["since_parent"] == {"added": 2, "removed": 0}  # rows q0-q2 were in v1 already
+    assert v2["code_version"].startswith("0.1.0")
     data_dir = Path(v2["path"]) / "data"
 
     import datasets
@@ -44,6 +47,7 @@ def test_versions_grow_and_load_everywhere(lake_dir):
     names = [f["name"] for f in header["dataset_info"]["features"]]
     assert names == CURATED.names
     assert "too_short: 1" in card
+    assert "Parent release: v1 (2 rows added, 0 removed since it)" in card
 
     with local_catalog(lake) as path:
         rows = releases(path, "demo")

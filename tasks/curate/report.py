@@ -1,0 +1,47 @@
+"""The curation report: what scoring and selection kept and dropped, and why.
+
+Counts per reason, the score histogram of the kept queries, topic sizes, and contamination
+hits per benchmark; written beside the curated dataset and shown in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from tasks.core.lake import Lake
+
+
+def curation_report(lake: Lake) -> dict:
+    scored, curated = lake.report("scored"), lake.report("curated")
+    kept = lake.read("curated")
+    selection = (lake.manifests("curated") or [{}])[0].get("stats", {})
+    return {
+        "scored": scored["kept"] + scored["rejected"],
+        "kept": curated["kept"],
+        "rejected": {**scored["reasons"], **curated["reasons"]},
+        "score_histogram": dict(sorted(Counter(kept.column("score_total").to_pylist()).items())),
+        "topic_sizes": selection.get("topic_sizes", {}),
+        "contamination_hits": selection.get("contamination_hits", {}),
+    }
+
+
+def render_markdown(rep: dict) -> str:
+    def rows(d: dict) -> str:
+        return "\n".join(f"| {k} | {v} |" for k, v in d.items()) or "| - | 0 |"
+
+    return (
+        f"## Curation\n\n{rep['scored']} queries scored, {rep['kept']} kept.\n\n"
+        f"| rejected because | count |\n|---|---|\n{rows(rep['rejected'])}\n\n"
+        f"| score (0-7) | kept queries |\n|---|---|\n{rows(rep['score_histogram'])}\n\n"
+        f"| benchmark | contaminated queries dropped |\n|---|---|\n{rows(rep['contamination_hits'])}\n\n"
+        f"Topics: {len(rep['topic_sizes'])} (sizes before keeping the best of each: "
+        f"{json.dumps(rep['topic_sizes']) if rep['topic_sizes'] else 'no topic selection ran'})\n"
+    )
+
+
+def write_report(lake: Lake) -> dict:
+    rep = curation_report(lake)
+    lake.write_bytes(lake.path("curated", "report.json"), json.dumps(rep, indent=2).encode())
+    lake.write_bytes(lake.path("curated", "report.md"), render_markdown(rep).encode())
+    return rep
