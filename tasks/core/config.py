@@ -7,6 +7,7 @@ flow parameters, so the UI shows them as a form. Overrides use dotted keys
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -167,8 +168,9 @@ class FactoryConfig(_Section):
         return self
 
     def digest(self, *sections: str) -> str:
-        """Short hash of the named fields: a change there invalidates finished shards."""
-        values = {s: getattr(self, s) for s in sections}
+        """Short hash of the named fields ('engine', 'curate.max_output_tokens'): a change there
+        invalidates finished shards."""
+        values = {s: functools.reduce(getattr, s.split("."), self) for s in sections}
         data = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in values.items()}
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]

@@ -47,4 +47,5 @@ def process(instr: pa.Table, ctx: StageContext) -> StageResult:
     return StageResult(table(kept, CURATED), table(rejected, REJECTED), {"scored": len(kept)})
 
 
-STAGE_SPEC = Stage("scored", ("curate", "engine"), process, uses_engine=True, cpus=0.5)
+# Only what scoring reads: a change to selection options must not re-score every query.
+STAGE_SPEC = Stage("scored", ("curate.max_output_tokens", "engine"), process, uses_engine=True, cpus=0.5)

@@ -46,6 +46,16 @@ def test_digest_tracks_only_named_sections():
     assert a.digest("curate") != b.digest("curate")
 
 
+def test_selection_options_do_not_invalidate_scores():
+    from tasks.curate.score import STAGE_SPEC as SCORE
+    from tasks.curate.select import STAGE_SPEC as SELECT
+
+    a, b = FactoryConfig(), FactoryConfig(curate={"benchmarks": ["x.jsonl"], "target_size": 10})
+    assert SCORE.digest(a) == SCORE.digest(b)
+    assert SELECT.digest(a) != SELECT.digest(b)
+    assert SCORE.digest(a) != SCORE.digest(FactoryConfig(curate={"max_output_tokens": 300}))
+
+
 def test_cli_config_prints_yaml_and_names_bad_keys():
     import yaml
     from typer.testing import CliRunner
