@@ -121,11 +121,13 @@ def curate(target_size: Optional[int] = typer.Option(None, help="Keep the best q
 
 @app.command()
 def publish(name: Optional[str] = typer.Option(None, help="Release name."),
+            push_to_hub: Optional[str] = typer.Option(
+                None, "--push-to-hub", metavar="REPO", help="Also upload the release to this Hugging Face dataset repo (token in $HF_TOKEN)."),
             config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Publish the curated set as the next release version."""
     from flows.publish import publish_flow
 
-    cfg = _config(config, lake, set_, **{"publish.name": name})
+    cfg = _config(config, lake, set_, **{"publish.name": name, "publish.push_to_hub": push_to_hub})
     _show_release(_run(publish_flow, cfg), cfg)
 
 
@@ -136,11 +138,11 @@ def releases(lake: Optional[str] = LakeOpt) -> None:
     from tasks.publish.catalog import local_catalog
     from tasks.publish.catalog import releases as list_releases
 
-    table = Table("release", "rows", "documents", "parent", "path")
+    table = Table("release", "rows", "documents", "tokens", "parent", "path")
     with local_catalog(Lake(_config(None, lake, None).lake)) as path:
         found = list_releases(path)
     for r in found:
-        table.add_row(f"{r['name']}/v{r['version']}", str(r["rows"]), str(r["documents"]), f"v{r['parent']}" if r["parent"] else "-", r["path"])
+        table.add_row(f"{r['name']}/v{r['version']}", str(r["rows"]), str(r["documents"]), str(r["tokens"] or "-"), f"v{r['parent']}" if r["parent"] else "-", r["path"])
     console.print(table)
 
 
@@ -177,19 +179,19 @@ def scaling(
     """Plot each benchmark's score against release size (log x), with a fitted trend."""
     from tasks.core.lake import Lake
     from tasks.publish import catalog
-    from tasks.publish.scaling import plot, series, trend
+    from tasks.publish.scaling import plot, table_rows
 
     with catalog.local_catalog(Lake(_config(None, lake, None).lake)) as path:
         points = catalog.scaling_points(path, name)
     if not points:
         console.print("[bold red]error:[/] no benchmark results yet: attach some with `synthq results add`.")
         raise typer.Exit(2)
-    table = Table("benchmark / metric", "release", "rows", "score", "gain per 10x rows")
-    for label, pts in series(points).items():
-        fit = trend(pts)
-        for i, p in enumerate(pts):
-            gain = f"{fit[1]:+.4g}" if fit and i == len(pts) - 1 else ""
-            table.add_row(label if i == 0 else "", f"{p['name']}/v{p['version']}", str(p["rows"]), f"{p['value']:.4g}", gain)
+    rows = table_rows(points)
+    table = Table(*rows[0])
+    for i, r in enumerate(rows):
+        first = i == 0 or rows[i - 1]["benchmark / metric"] != r["benchmark / metric"]
+        gain = r["gain per 10x rows"]
+        table.add_row(r["benchmark / metric"] if first else "", r["release"], str(r["rows"]), f"{r['score']:.4g}", f"{gain:+.4g}" if gain is not None else "")
     console.print(table)
     console.print(f"plot: {plot(points, out)}")
 

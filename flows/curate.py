@@ -17,7 +17,7 @@ from tasks.curate.report import render_markdown, write_report
 def curate_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     scored = run_stage(score.STAGE_SPEC, upstream_specs(lake, "instructions"), config)
-    curated = run_stage(select.STAGE_SPEC, [select.selection_spec(lake, config.curate)], config)
+    curated = run_stage(select.STAGE_SPEC, [select.selection_spec(lake, config)], config)
     report = write_report(lake)
     create_markdown_artifact(key="curation-report", markdown=render_markdown(report), description="Curation: counts, scores, topics")
     return {"scored": scored, "curated": curated, "report": report}

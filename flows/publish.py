@@ -1,25 +1,76 @@
-"""Publish flow: the curated set -> the next immutable release, with card, stats and catalog row."""
+"""Publish flow: the curated set -> the next immutable release, with card, stats and catalog
+row; the release index grows by the new rows; the scaling view is refreshed as artifacts."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
 from tasks.core.report import lake_report
+from tasks.curate.select import release_index
+from tasks.llm.tokens import Tokens
+from tasks.publish import catalog
+from tasks.publish.hub import hub_token, push_release
 from tasks.publish.release import publish
+from tasks.publish.scaling import plot, table_rows
+
+
+def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:
+    """Write the scaling plot into the lake and show it with its table in the Prefect UI;
+    returns the plot's path, or None while no release has benchmark results."""
+    with catalog.local_catalog(lake) as path:
+        points = catalog.scaling_points(path, name)
+    if not points:
+        return None
+    target = lake.path("releases", f"scaling-{name}.png" if name else "scaling.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        lake.write_bytes(target, plot(points, Path(tmp) / "scaling.png").read_bytes())
+    create_table_artifact(table_rows(points), key="scaling-table", description="Benchmark score vs. release size")
+    create_markdown_artifact(
+        key="scaling-plot",
+        markdown=f"## Benchmark score vs. release size\n\nPlot: `{target}`\n\n"
+        + "\n".join(f"- {r['benchmark / metric']}: {r['gain per 10x rows']:+.4g} per 10x rows" for r in table_rows(points) if r["gain per 10x rows"] is not None),
+        description="Scaling plot (log x) and trend per benchmark",
+    )
+    return target
+
+
+@flow(name="scaling")
+def scaling_flow(config: FactoryConfig = FactoryConfig()) -> str | None:
+    """Refresh the scaling plot and its artifacts (e.g. after attaching benchmark results)."""
+    return scaling_artifacts(Lake(config.lake), config.publish.name)
+
 
 @flow(name="publish")
 def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
+    token = hub_token(config.publish.hub_token_env) if config.publish.push_to_hub else None
     stages = {r["dataset"]: r for r in lake_report(lake)}
-    info = publish(lake, config.publish.name, lake.read("curated"), stages, config.model_dump(), config.digest("ingest", "attribute", "synthesize", "curate", "engine"))
+    info = publish(
+        lake, config.publish.name, lake.read("curated"), stages, config.model_dump(),
+        config.digest("ingest", "attribute", "synthesize", "curate", "engine"),
+        count_tokens=Tokens(config.engine).count, index=release_index(lake, config),
+    )
+    logger = get_run_logger()
+    hub = ""
+    if token:
+        url = push_release(lake, info["path"], config.publish.push_to_hub, token, private=config.publish.hub_private)
+        info["hub_url"] = url
+        hub = f"\n\nPushed to the Hub: {url}"
+        logger.info("pushed %s/v%d to %s", info["name"], info["version"], url)
+    info["scaling_plot"] = scaling_artifacts(lake, info["name"])
+    plot_line = f"\n\nScaling plot: `{info['scaling_plot']}`" if info["scaling_plot"] else ""
     create_markdown_artifact(
         key="release",
         markdown=f"## Release {info['name']}/v{info['version']}\n\n{info['rows']} rows from {info['documents']} documents, "
-        f"mean score {info['score_mean']:.2f}/7.\n\nPath: `{info['path']}` (dataset card: `{info['path']}/README.md`)\n",
+        f"mean score {info['score_mean']:.2f}/7.\n\nPath: `{info['path']}` (dataset card: `{info['path']}/README.md`)"
+        f"{hub}{plot_line}\n",
         description="The published release",
     )
-    get_run_logger().info("published %s/v%d: %d rows at %s", info["name"], info["version"], info["rows"], info["path"])
+    logger.info("published %s/v%d: %d rows at %s", info["name"], info["version"], info["rows"], info["path"])
     return info

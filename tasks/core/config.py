@@ -124,10 +124,29 @@ class CurateConfig(_Section):
         0.9, gt=0, le=1, description="Cosine similarity to a benchmark prompt at or above which a query is dropped."
     )
     max_output_tokens: int = Field(256, description="Scores are short JSON.")
+    moderation: bool = Field(
+        False,
+        description="Also ask the engine for a safety verdict on each query (MLCommons hazard "
+        "categories); unsafe queries are dropped with their categories.",
+    )
+    dedup_against_releases: bool = Field(
+        True,
+        description="Also drop new queries within dedup_threshold of any row of an earlier release "
+        "of this dataset (publish.name); the index of released rows persists in the lake.",
+    )
+    ivf_threshold: int = Field(
+        100_000, ge=1, description="Past this many vectors, dedup searches an IVF index instead of exact search."
+    )
+    ivf_nprobe: int = Field(16, ge=1, description="IVF clusters searched per query: higher is slower and more exact.")
 
 
 class PublishConfig(_Section):
     name: str = Field("synthq-instructions", description="Dataset name: releases/<name>/v<N>/.")
+    push_to_hub: str | None = Field(
+        None, description="Also upload each release to this Hugging Face dataset repo (owner/name)."
+    )
+    hub_token_env: str = Field("HF_TOKEN", description="Environment variable holding the Hugging Face token.")
+    hub_private: bool = Field(True, description="Create the Hub repo as private when it does not exist.")
 
 
 class FactoryConfig(_Section):

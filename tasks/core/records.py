@@ -89,6 +89,8 @@ CURATED = _schema(
     ("score_model", pa.string(), "Model that scored the query."),
     ("score_prompt_version", pa.string(), "Version of the scoring prompt."),
     ("topic", pa.int32(), "Topic cluster of the query (-1 when no topic selection ran)."),
+    ("moderation", pa.string(), "Moderation verdict: safe or unsafe; empty when moderation was off."),
+    ("moderation_categories", pa.list_(pa.string()), "Hazard categories the moderation found (MLCommons taxonomy)."),
 )
 
 REJECTED = _schema(

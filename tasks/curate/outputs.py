@@ -1,4 +1,5 @@
-"""The scoring answer: 0 or 1 on each of the seven criteria, each with a short reason first."""
+"""The scoring answer (0 or 1 on each of the seven criteria, a short reason first) and the
+moderation verdict (safe or unsafe, with hazard categories)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,26 @@ Scores: type[BaseModel] = create_model(
     reason=(str, Field(max_length=400, description="One or two sentences judging the query.")),
     **{c: (Score, Field(description=f"1 if the query meets '{c.replace('_', ' ')}'")) for c in CRITERIA},
 )
+
+# The hazard categories of the MLCommons AI Safety taxonomy, as used by Llama Guard 3.
+HAZARDS = (
+    "violent_crimes",
+    "non_violent_crimes",
+    "sex_related_crimes",
+    "child_sexual_exploitation",
+    "defamation",
+    "specialized_advice",
+    "privacy",
+    "intellectual_property",
+    "indiscriminate_weapons",
+    "hate",
+    "suicide_self_harm",
+    "sexual_content",
+    "elections",
+)
+
+
+class Moderation(BaseModel):
+    reason: str = Field(max_length=300, description="One sentence: why the request is safe or not.")
+    verdict: Literal["safe", "unsafe"]
+    categories: list[Literal[HAZARDS]] = Field(default_factory=list, max_length=4, description="Hazards, when unsafe.")

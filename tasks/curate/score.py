@@ -1,37 +1,46 @@
-"""Scoring one shard of instructions on the seven criteria (0/1 each, total 0-7)."""
+"""Scoring one shard of instructions on the seven criteria (0/1 each, total 0-7), and, when
+`curate.moderation` is on, a safety verdict for each (a failed verdict rejects the row:
+moderation fails closed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pyarrow as pa
+from pydantic import BaseModel
 
 from tasks.core.context import StageContext
 from tasks.core.lake import StageResult
 from tasks.core.stage import Stage
 from tasks.core.prompts import load_prompt
 from tasks.core.records import CRITERIA, CURATED, REJECTED, table
-from tasks.curate.outputs import Scores
-from tasks.llm.engine import complete, rejected_output, schema_for
+from tasks.curate.outputs import Moderation, Scores
+from tasks.llm.engine import Parsed, complete, rejected_output, schema_for
 
 STAGE = "curate"
-PROMPT = Path(__file__).parent / "prompts" / "score.yaml"
+PROMPTS = Path(__file__).parent / "prompts"
+
+
+def _ask(ctx: StageContext, rows: list[dict], name: str, model: type[BaseModel]) -> list[Parsed]:
+    prompt = load_prompt(PROMPTS / f"{name}.yaml")
+    schema, limit = schema_for(model), ctx.cfg.curate.max_output_tokens
+    reqs = [ctx.request(f"{name}:{prompt.version}:{r['id']}", prompt.messages(query=r["query"]), schema, limit, 0.0) for r in rows]
+    return complete(ctx.engine, reqs, model)
 
 
 def process(instr: pa.Table, ctx: StageContext) -> StageResult:
     """Instructions -> scored instructions (topic -1 until selection runs)."""
     rows = instr.to_pylist()
-    prompt = load_prompt(PROMPT)
-    c = ctx.cfg.curate
-    schema = schema_for(Scores)
-    reqs = [
-        ctx.request(f"score:{prompt.version}:{r['id']}", prompt.messages(query=r["query"]), schema, c.max_output_tokens, 0.0)
-        for r in rows
-    ]
+    prompt = load_prompt(PROMPTS / "score.yaml")
+    scored = _ask(ctx, rows, "score", Scores)
+    moderated = _ask(ctx, rows, "moderate", Moderation) if ctx.cfg.curate.moderation else [None] * len(rows)
     kept, rejected = [], []
-    for row, out in zip(rows, complete(ctx.engine, reqs, Scores)):
+    for row, out, mod in zip(rows, scored, moderated):
         if out.value is None:
             rejected.append(rejected_output(STAGE, out, row["id"], row))
+            continue
+        if mod is not None and mod.value is None:  # no verdict: the row does not pass
+            rejected.append({**(r := rejected_output(STAGE, mod, row["id"], row)), "detail": f"moderation: {r['detail']}"})
             continue
         scores = {f"score_{k}": int(getattr(out.value, k)) for k in CRITERIA}
         kept.append(
@@ -42,10 +51,12 @@ def process(instr: pa.Table, ctx: StageContext) -> StageResult:
                 "score_model": ctx.model_name,
                 "score_prompt_version": prompt.version,
                 "topic": -1,
+                "moderation": mod.value.verdict if mod else "",
+                "moderation_categories": list(mod.value.categories) if mod else [],
             }
         )
     return StageResult(table(kept, CURATED), table(rejected, REJECTED), {"scored": len(kept)})
 
 
 # Only what scoring reads: a change to selection options must not re-score every query.
-STAGE_SPEC = Stage("scored", ("curate.max_output_tokens", "engine"), process, uses_engine=True, cpus=0.5)
+STAGE_SPEC = Stage("scored", ("curate.max_output_tokens", "curate.moderation", "engine"), process, uses_engine=True, cpus=0.5)

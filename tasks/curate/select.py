@@ -1,9 +1,11 @@
 """Selection over the whole scored set: minimum score, decontamination, semantic dedup, and
 a target size by topic or by k-center greedy.
 
-Dedup walks the queries from best to worst score and drops any query whose cosine
-similarity to an already kept one reaches the threshold, so the kept member of a duplicate
-group is its best-scored one. With a target size, either the kept queries are clustered into
+Queries are ranked: those already in an earlier release of the dataset first (a release
+never loses a row to a newer near-twin), then by score. Dedup drops any query whose cosine
+similarity to a better-ranked kept one reaches the threshold, so the kept member of a
+duplicate group is the released or best-scored one; then any new query within the threshold
+of a row of an earlier release (the release index, see dedup.py) is dropped. With a target size, either the kept queries are clustered into
 that many topics (FAISS k-means) and the best-scored query of each topic is kept, or k-center
 greedy picks the most spread-out subset, starting from the best-scored query.
 """
@@ -18,34 +20,44 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from tasks.core.config import CurateConfig
+from tasks.core.config import CurateConfig, FactoryConfig
 from tasks.core.embeddings import embed
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.stage import ShardSpec, Stage
 from tasks.curate.decontaminate import Benchmarks
+from tasks.curate.dedup import IndexSpec, ReleaseIndex, within
 from tasks.core.records import CURATED, REJECTED, rejection, table
 
 STAGE = "curate"
 
 
-def _rank(rows: list[dict]) -> list[dict]:
-    return sorted(rows, key=lambda r: (-r["score_total"], r["id"]))
+def _rank(rows: list[dict], released: set[str]) -> list[dict]:
+    return sorted(rows, key=lambda r: (r["id"] not in released, -r["score_total"], r["id"]))
 
 
-def dedup(rows: list[dict], vecs: np.ndarray, threshold: float) -> tuple[list[int], list[tuple[int, int, float]]]:
-    """Positions kept, and (dropped, kept-twin, similarity) for each duplicate; rows are ranked."""
-    index = faiss.IndexFlatIP(vecs.shape[1])
-    kept, dropped = [], []
-    for i in range(len(rows)):
-        if index.ntotal:
-            sim, pos = index.search(vecs[i : i + 1], 1)
-            if sim[0, 0] >= threshold:
-                dropped.append((i, kept[pos[0, 0]], float(sim[0, 0])))
-                continue
-        index.add(vecs[i : i + 1])
-        kept.append(i)
-    return kept, dropped
+def index_spec(cfg: CurateConfig) -> IndexSpec:
+    return IndexSpec(cfg.ivf_threshold, cfg.ivf_nprobe)
+
+
+def _dedup(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict]):
+    kept, dupes = within(vecs, cfg.dedup_threshold, index_spec(cfg), seed)
+    for i, twin, sim in dupes:
+        detail = f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {rows[twin]['id']}"
+        rejected.append(rejection(STAGE, "near_duplicate", detail, rows[i]["id"], rows[i]))
+    return [rows[i] for i in kept], vecs[kept], len(dupes)
+
+
+def _dedup_against_releases(rows, vecs, cfg: CurateConfig, release: ReleaseIndex, released: set[str], rejected: list[dict]):
+    fresh = [i for i, r in enumerate(rows) if r["id"] not in released]
+    drop = {}
+    for m in release.nearest(vecs[fresh], cfg.dedup_threshold):
+        i = fresh[m.position]
+        drop[i] = m
+        detail = f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}"
+        rejected.append(rejection(STAGE, "duplicate_of_release", detail, rows[i]["id"], rows[i]))
+    keep = [i for i in range(len(rows)) if i not in drop]
+    return [rows[i] for i in keep], vecs[keep], len(drop)
 
 
 def topics(vecs: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -101,45 +113,62 @@ def _k_center_subset(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, reje
     return [r for i, r in enumerate(rows) if i in keep]
 
 
-def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int) -> StageResult:
-    """Min score, decontamination, near-duplicate removal, then target-size selection."""
-    rows = _rank(scored.to_pylist())
+def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int, release: ReleaseIndex | None = None) -> StageResult:
+    """Min score, decontamination, near-duplicate removal (within the batch, then against
+    earlier releases when `release` is given), then target-size selection."""
+    released = release.ids() if release else set()
+    rows = _rank(scored.to_pylist(), released)
     rejected = [
         rejection(STAGE, "low_score", f"score {r['score_total']} < curate.min_score={cfg.min_score}", r["id"], r)
         for r in rows
         if r["score_total"] < cfg.min_score
     ]
     rows = [r for r in rows if r["score_total"] >= cfg.min_score]
+    rejected += [
+        rejection(STAGE, "unsafe", f"moderation: {', '.join(r['moderation_categories']) or 'unsafe'}", r["id"], r)
+        for r in rows
+        if r["moderation"] == "unsafe"
+    ]
+    rows = [r for r in rows if r["moderation"] != "unsafe"]
     if not rows:
         return StageResult(CURATED.empty_table(), table(rejected, REJECTED), {})
     vecs = embed([r["query"] for r in rows], embedder)
     stats: dict = {}
     if cfg.benchmarks:
         rows, vecs, stats["contamination_hits"] = _decontaminate(rows, vecs, cfg, embedder, rejected)
-    kept, dupes = dedup(rows, vecs, cfg.dedup_threshold)
-    for i, twin, sim in dupes:
-        detail = f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {rows[twin]['id']}"
-        rejected.append(rejection(STAGE, "near_duplicate", detail, rows[i]["id"], rows[i]))
-    survivors, vecs = [rows[i] for i in kept], vecs[kept]
+    survivors, vecs, stats["near_duplicates"] = _dedup(rows, vecs, cfg, seed, rejected)
+    if release:
+        survivors, vecs, stats["duplicates_of_release"] = _dedup_against_releases(survivors, vecs, cfg, release, released, rejected)
     if cfg.target_size and len(survivors) > cfg.target_size:
         if cfg.selection == "k_center":
             survivors = _k_center_subset(survivors, vecs, cfg, rejected)
         else:
             survivors = _best_per_topic(survivors, vecs, cfg, seed, rejected, stats)
-    stats.update(near_duplicates=len(dupes), kept=len(survivors))
+    stats["kept"] = len(survivors)
     return StageResult(table(survivors, CURATED), table(rejected, REJECTED), stats)
+
+
+def release_index(lake: Lake, cfg: FactoryConfig) -> ReleaseIndex | None:
+    """The index of the dataset's earlier releases, when curation dedups against them."""
+    if not cfg.curate.dedup_against_releases:
+        return None
+    return ReleaseIndex(lake, cfg.publish.name, index_spec(cfg.curate), cfg.embedder)
 
 
 def process(_: pa.Table, ctx: StageContext) -> StageResult:
     """Selection runs once over every scored shard (a single shard of its own)."""
-    return select(ctx.lake.read("scored"), ctx.cfg.curate, ctx.cfg.embedder, ctx.cfg.seed)
+    cfg = ctx.cfg
+    return select(ctx.lake.read("scored"), cfg.curate, cfg.embedder, cfg.seed, release_index(ctx.lake, cfg))
 
 
-def selection_spec(lake: Lake, cfg: CurateConfig) -> ShardSpec:
-    """The single selection shard; its input id changes with any scored shard or benchmark file."""
+def selection_spec(lake: Lake, cfg: FactoryConfig) -> ShardSpec:
+    """The single selection shard; its input id changes with any scored shard, benchmark
+    file or newly indexed release."""
     parts = [m["checksum"] for m in lake.manifests("scored")]
-    parts += [f"{b}:{os.path.getsize(b)}:{os.path.getmtime(b)}" for b in cfg.benchmarks if os.path.isfile(b)]
+    parts += [f"{b}:{os.path.getsize(b)}:{os.path.getmtime(b)}" for b in cfg.curate.benchmarks if os.path.isfile(b)]
+    release = release_index(lake, cfg)
+    parts += [release.fingerprint()] if release else []
     return ShardSpec("00000", hashlib.sha256(",".join(parts).encode()).hexdigest()[:16], rows=pa.table({}))
 
 
-STAGE_SPEC = Stage("curated", ("curate", "embedder", "seed"), process)
+STAGE_SPEC = Stage("curated", ("curate", "embedder", "seed", "publish.name"), process)

@@ -47,6 +47,18 @@ def _lineage(stats: dict) -> str:
     return f"Parent release: {stats['parent']} ({diff['added']} rows added, {diff['removed']} removed since it)"
 
 
+def _sources(stats: dict) -> str:
+    src = stats.get("sources") or {"sites": 0, "top": {}}
+    rows = "\n".join(f"| {site} | {n} |" for site, n in src["top"].items()) or "| - | 0 |"
+    shown = f" (the {len(src['top'])} largest below)" if src["sites"] > len(src["top"]) else ""
+    return f"""Rows come from {stats['documents']} documents on {src['sites']} sites{shown}. Web text was
+extracted from public pages; check each site's terms before redistributing excerpts.
+
+| site | rows |
+|---|---|
+{rows}"""
+
+
 def render_card(name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict]) -> str:
     head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}"), sort_keys=False)
     columns = "\n".join(f"| `{k}` | {v} |" for k, v in describe(schema).items())
@@ -65,11 +77,15 @@ instructions were grounded in documents with a user, a scene and a motivation (t
 demonstrations), and new scenes and self-contained queries were written for each document
 from those demonstrations, then scored on seven criteria and deduplicated.
 
-- Rows: {stats['rows']} from {stats['documents']} source documents
+- Rows: {stats['rows']} from {stats['documents']} source documents{f", {stats['tokens']:,} query tokens" if stats.get('tokens') else ""}
 - Model: {', '.join(stats['models'])}; prompt versions: {', '.join(stats['prompt_versions'])}
 - Mean score: {stats['score_mean']:.2f} / 7; histogram: {stats['score_histogram']}
 - {_lineage(stats)}
 - Made by synthq {stats['code_version']}
+
+## Sources
+
+{_sources(stats)}
 
 ## Lineage
 

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS releases (
     path TEXT NOT NULL,
     rows INTEGER NOT NULL,
     documents INTEGER NOT NULL,
+    tokens INTEGER,
     parent INTEGER,
     config_digest TEXT NOT NULL,
     created_at REAL NOT NULL,
@@ -49,14 +50,21 @@ CREATE TABLE IF NOT EXISTS results (
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30)
     conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(releases)")}
+    if "tokens" not in columns:  # catalogs written before releases counted tokens
+        conn.execute("ALTER TABLE releases ADD COLUMN tokens INTEGER")
     return conn
 
 
-def record(path: Path, *, name: str, version: int, release_path: str, rows: int, documents: int, parent: int | None, config_digest: str) -> None:
+def record(
+    path: Path, *, name: str, version: int, release_path: str, rows: int, documents: int, tokens: int | None,
+    parent: int | None, config_digest: str,
+) -> None:
     with closing(_connect(path)) as conn, conn:
         conn.execute(
-            "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, version, release_path, rows, documents, parent, config_digest, time.time()),
+            "INSERT INTO releases (name, version, path, rows, documents, tokens, parent, config_digest, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, version, release_path, rows, documents, tokens, parent, config_digest, time.time()),
         )
 
 

@@ -11,15 +11,19 @@ import re
 import subprocess
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
 from tasks.core.errors import LakeError
+from tasks.core.embeddings import embed
 from tasks.core.lake import Lake
+from tasks.curate.dedup import ReleaseIndex
 from tasks.publish import catalog
 from tasks.publish.card import render_card
 
@@ -48,10 +52,15 @@ def code_version() -> str:
 def _diff_with_parent(lake: Lake, name: str, parent: int | None, data: pa.Table) -> dict:
     if not parent:
         return {"added": data.num_rows, "removed": 0}
-    with lake.fs.open(lake.path("releases", name, f"v{parent}", "data", DATA_FILE), "rb") as f:
-        before = set(pq.read_table(f, columns=["id"]).column("id").to_pylist())
+    before = set(read_release(lake, name, parent, ["id"]).column("id").to_pylist())
     now = set(data.column("id").to_pylist())
     return {"added": len(now - before), "removed": len(before - now)}
+
+
+def sources(urls: list[str], top: int = 20) -> dict:
+    """Rows per source site (host of the document URL; local files count as one source)."""
+    hosts = Counter(urlsplit(u).hostname or "local files" for u in urls)
+    return {"sites": len(hosts), "top": dict(hosts.most_common(top))}
 
 
 def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, num_bytes: int) -> dict:
@@ -60,6 +69,7 @@ def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, n
         "rows": data.num_rows,
         "bytes": num_bytes,
         "documents": len(set(data.column("document_id").to_pylist())),
+        "sources": sources(data.column("document_url").to_pylist()),
         "models": sorted(set(data.column("model").to_pylist())),
         "prompt_versions": sorted(set(data.column("prompt_version").to_pylist())),
         "score_mean": sum(scores) / len(scores) if scores else 0.0,
@@ -69,8 +79,34 @@ def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, n
     }
 
 
-def publish(lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], config: dict, config_digest: str) -> dict:
-    """Write the next version of `name`; returns its stats with `version` and `path`."""
+def read_release(lake: Lake, name: str, version: int, columns: list[str] | None = None) -> pa.Table:
+    with lake.fs.open(lake.path("releases", name, f"v{version}", "data", DATA_FILE), "rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
+def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
+    """Add to the release index every published version it lacks (their new rows only);
+    returns the rows embedded. Run after each publish; also rebuilds a deleted index."""
+    added = 0
+    for version in versions(lake, name):
+        if version in index.versions:
+            continue
+        rows = read_release(lake, name, version, ["id", "query"]).to_pylist()
+        known = index.ids()
+        new = [r for r in rows if r["id"] not in known]
+        index.add(version, [r["id"] for r in new], embed([r["query"] for r in new], index.embedder))
+        added += len(new)
+    return added
+
+
+def publish(
+    lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], config: dict, config_digest: str,
+    *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
+) -> dict:
+    """Write the next version of `name`; returns its stats with `version` and `path`.
+
+    `count_tokens` (the model's tokenizer) gives the release's query tokens for the catalog;
+    `index` is the release index that curation dedups against, brought up to date here."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
     if data.num_rows == 0:
@@ -85,6 +121,7 @@ def publish(lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], conf
     stats = release_stats(data, stages, parent, num_bytes)
     stats["since_parent"] = _diff_with_parent(lake, name, parent, data)
     stats["code_version"] = code_version()
+    stats["tokens"] = sum(map(count_tokens, data.column("query").to_pylist())) if count_tokens else None
     samples = data.slice(0, 3).to_pylist()
     card = render_card(name, f"v{version}", data.schema, stats, config, samples)
     lake.write_bytes(f"{staging}/README.md", card.encode())
@@ -97,6 +134,9 @@ def publish(lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], conf
     with catalog.local_catalog(lake, write=True) as path:
         catalog.record(
             path, name=name, version=version, release_path=target,
-            rows=data.num_rows, documents=stats["documents"], parent=parent, config_digest=config_digest,
+            rows=data.num_rows, documents=stats["documents"], tokens=stats["tokens"], parent=parent,
+            config_digest=config_digest,
         )
+    if index is not None:
+        stats["indexed"] = index_releases(lake, name, index)
     return {**stats, "name": name, "version": version, "path": target}

@@ -29,6 +29,19 @@ def trend(points: list[dict]) -> tuple[float, float] | None:
     return float(intercept), float(slope)
 
 
+def table_rows(points: list[dict]) -> list[dict]:
+    """One row per point, grouped by benchmark metric; the last of each group carries the trend."""
+    rows = []
+    for label, pts in series(points).items():
+        fit = trend(pts)
+        for i, p in enumerate(pts):
+            rows.append({
+                "benchmark / metric": label, "release": f"{p['name']}/v{p['version']}", "rows": p["rows"],
+                "score": round(p["value"], 4), "gain per 10x rows": round(fit[1], 4) if fit and i == len(pts) - 1 else None,
+            })
+    return rows
+
+
 def plot(points: list[dict], out: str | Path, title: str = "Benchmark score vs. dataset size") -> Path:
     """Write a PNG: one panel per benchmark metric, log-x, points labelled by version, trend line."""
     import matplotlib

@@ -14,6 +14,7 @@ def _row(i: int, query: str, total: int) -> dict:
         "thought": "", "scene": "", "query_compositions": {"ability": "", "knowledge": "", "extra_information": "", "output": ""},
         "query": query, "model": "m", "prompt_version": "p@1", **scores, "score_total": total,
         "score_model": "m", "score_prompt_version": "s@1", "topic": -1,
+        "moderation": "", "moderation_categories": [],
     }
 
 
@@ -68,3 +69,40 @@ def test_curation_report_from_the_lake(lake_dir):
     assert sum(rep["score_histogram"].values()) == 3
     assert "| near_duplicate | 1 |" in render_markdown(rep)
     assert lake.exists("curated", "report.md")
+
+
+def test_dedup_against_earlier_releases(lake_dir):
+    """A new near-twin of a released row is dropped; a released row is never displaced."""
+    from tasks.core.lake import Lake
+    from tasks.curate.dedup import IndexSpec, ReleaseIndex
+    from tasks.publish.release import index_releases, publish
+
+    lake = Lake(lake_dir)
+    cfg = CurateConfig(dedup_threshold=0.9)
+    first = select(_table().slice(0, 1), cfg, "bundled", 0)  # the sourdough query q0, score 5
+    publish(lake, "ds", first.kept, {}, {}, "x")
+    index = ReleaseIndex(lake, "ds", IndexSpec(1000, 4), "bundled")
+    assert index_releases(lake, "ds", index) == 1 and index.ids() == {"q0"}
+
+    again = ReleaseIndex(lake, "ds", IndexSpec(1000, 4), "bundled")
+    res = select(_table(), cfg, "bundled", 0, again)
+    kept = res.kept.column("id").to_pylist()
+    # q1 scores higher than q0 but q0 is released: q0 stays, q1 is the duplicate
+    assert "q0" in kept and "q1" not in kept
+    dup = {r["record_id"]: r for r in res.rejected.to_pylist()}
+    assert dup["q1"]["reason"] == "near_duplicate" and "q0" in dup["q1"]["detail"]
+
+    # a lake that no longer holds q0: its twin q1 is caught by the release index
+    res = select(_table().slice(1), cfg, "bundled", 0, again)
+    dup = {r["record_id"]: r for r in res.rejected.to_pylist()}
+    assert dup["q1"]["reason"] == "duplicate_of_release" and "ds/v1 row q0" in dup["q1"]["detail"]
+    assert res.stats["duplicates_of_release"] == 1
+    assert res.kept.num_rows + res.rejected.num_rows == len(QUERIES) - 1
+
+
+def test_unsafe_queries_are_dropped_with_their_categories():
+    rows = [_row(i, q, s) for i, (q, s) in enumerate(QUERIES)]
+    rows[2].update(moderation="unsafe", moderation_categories=["privacy"])
+    res = select(pa.Table.from_pylist(rows, schema=CURATED), CurateConfig(dedup_threshold=0.9), "bundled", 0)
+    unsafe = [r for r in res.rejected.to_pylist() if r["reason"] == "unsafe"]
+    assert [(r["record_id"], r["detail"]) for r in unsafe] == [("q2", "moderation: privacy")]

@@ -29,6 +29,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     cfg = load_config(None, {
         "lake": lake_dir, "shard_size": 3, "ingest.pages": str(pages), "attribute.seeds": str(seeds),
         "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
+        "curate.moderation": True,
     })
     info = factory_flow(cfg)
     lake = Lake(lake_dir)
@@ -50,6 +51,9 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     scored, curated = lake.report("scored"), lake.report("curated")
     assert scored["kept"] + scored["rejected"] == instr["kept"]
     assert curated["kept"] + curated["rejected"] == scored["kept"]
+    verdicts = lake.read("scored").column("moderation").to_pylist()
+    assert verdicts and set(verdicts) <= {"safe", "unsafe"}  # moderation ran on the real engine
+    assert curated["reasons"].get("unsafe", 0) == verdicts.count("unsafe")
 
     release = pq.read_table(f"{info['path']}/data")
     assert release.num_rows == info["rows"] == curated["kept"] > 0
@@ -66,3 +70,16 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert again["kept"] == instr["kept"]
     assert lake.manifests("instructions") == manifests  # every shard skipped, nothing rewritten
     assert lake.read("instructions").equals(before)
+
+    # curate again with v1 in the release index: every released row stays, nothing new appears
+    from flows.curate import curate_flow
+    from flows.publish import publish_flow
+    from tasks.curate.select import release_index
+
+    assert release_index(lake, cfg).versions == [1]
+    curate_flow(cfg)
+    assert lake.report("curated")["kept"] == info["rows"]
+    second = publish_flow(cfg)
+    assert second["version"] == 2 and second["since_parent"] == {"added": 0, "removed": 0}
+    assert second["tokens"] > second["rows"] and second["indexed"] == 0
+    assert release_index(lake, cfg).versions == [1, 2]

@@ -72,3 +72,70 @@ def test_release_on_a_remote_lake():
         assert pa.parquet.read_table(f).num_rows == 4
     with local_catalog(lake) as path:
         assert [r["version"] for r in releases(path, "demo")] == [1, 2]
+
+
+def test_release_records_tokens_sources_and_indexes_its_rows(lake_dir):
+    from tasks.curate.dedup import IndexSpec, ReleaseIndex
+
+    lake = Lake(lake_dir)
+    index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
+    info = publish(lake, "demo", _data(3), STAGES, {}, "x", count_tokens=lambda q: len(q.split()), index=index)
+    assert info["tokens"] == 3 * 6 and info["indexed"] == 3
+    assert info["sources"] == {"sites": 1, "top": {"x.example": 3}}
+    card = (Path(info["path"]) / "README.md").read_text()
+    assert "## Sources" in card and "| x.example | 3 |" in card and "18 query tokens" in card
+    info = publish(lake, "demo", _data(5), STAGES, {}, "x", count_tokens=lambda q: 1, index=index)
+    assert info["indexed"] == 2  # only the rows v2 added are embedded
+    with local_catalog(lake) as path:
+        assert [r["tokens"] for r in releases(path, "demo")] == [18, 5]
+    reopened = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
+    assert reopened.versions == [1, 2] and len(reopened.ids()) == 5
+
+
+def test_catalog_written_before_token_counts_still_opens(lake_dir):
+    import sqlite3
+
+    lake = Lake(lake_dir)
+    Path(lake_dir).mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(Path(lake_dir) / "catalog.sqlite")
+    old.execute(
+        "CREATE TABLE releases (name TEXT NOT NULL, version INTEGER NOT NULL, path TEXT NOT NULL, rows INTEGER NOT NULL, "
+        "documents INTEGER NOT NULL, parent INTEGER, config_digest TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (name, version))"
+    )
+    old.execute("INSERT INTO releases VALUES ('older', 1, 'p', 3, 3, NULL, 'x', 0)")
+    old.commit()
+    old.close()
+    publish(lake, "demo", _data(2), STAGES, {}, "x", count_tokens=lambda q: 1)
+    with local_catalog(lake) as path:
+        rows = releases(path)
+    assert [(r["name"], r["tokens"]) for r in rows] == [("demo", 2), ("older", None)]
+
+
+def test_push_to_hub_uploads_the_release_folder(lake_dir, monkeypatch):
+    from tasks.core.errors import ConfigError
+    from tasks.publish.hub import hub_token, push_release
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="HF_TOKEN"):
+        hub_token("HF_TOKEN")
+    monkeypatch.setenv("HF_TOKEN", "secret")
+
+    class Api:
+        calls = []
+
+        def create_repo(self, repo, **kw):
+            self.calls.append(("create", repo, kw["repo_type"], kw["private"]))
+
+        def upload_folder(self, **kw):
+            files = sorted(str(p.relative_to(kw["folder_path"])) for p in Path(kw["folder_path"]).rglob("*") if p.is_file())
+            self.calls.append(("upload", kw["repo_id"], kw["commit_message"], files))
+
+    for lake in (Lake(lake_dir), Lake("memory://synthq-hub-lake")):
+        info = publish(lake, "demo", _data(2), STAGES, {}, "x")
+        api = Api()
+        url = push_release(lake, info["path"], "me/demo", hub_token("HF_TOKEN"), api=api)
+        assert url == "https://huggingface.co/datasets/me/demo"
+        assert api.calls[0] == ("create", "me/demo", "dataset", True)
+        assert api.calls[1][:3] == ("upload", "me/demo", f"synthq release v{info['version']}")
+        assert {"README.md", "data/train-00000-of-00001.parquet", "stats.json"} <= set(api.calls[1][3])
+        Api.calls = []

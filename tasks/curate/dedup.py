@@ -1,0 +1,238 @@
+"""Semantic deduplication with FAISS: within a batch and against every earlier release.
+
+Vectors are unit-length, so inner product is cosine similarity. Below `ivf_threshold`
+vectors every pair is compared (exact); past it, vectors are clustered by k-means into about
+4·√n clusters and a vector is compared only with the members of its `nprobe` nearest
+clusters, as an inverted-file (IVF) index would search, but as dense matrix products so the
+CPU's BLAS does the work. `bench/dedup_scale.py` measures time and recall at a million rows.
+
+Within a batch, rows come ranked best first; a row is dropped when a better-ranked row that
+was kept lies within the threshold, so the kept member of each duplicate group is the best.
+
+The release index lives at `releases/<name>/_index/`: one vector file and one id file per
+release version (only the rows that version added), an `index.json` saying which versions
+it holds, and the serialized FAISS index. Publishing a version adds its new rows; nothing
+already indexed is embedded again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake
+
+SEARCH_BATCH = 16_384
+BLOCK = 4_096
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    threshold: int  # vectors past which the index is IVF instead of flat
+    nprobe: int
+
+
+def nlist_for(n: int) -> int:
+    return max(1, min(65_536, 4 * int(math.sqrt(n))))
+
+
+def build_index(vecs: np.ndarray, spec: IndexSpec, seed: int = 0) -> faiss.Index:
+    """A flat (exact) index for small sets, an IVF index past spec.threshold; vectors added."""
+    dim = vecs.shape[1]
+    if len(vecs) < spec.threshold:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = nlist_for(len(vecs))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)]
+        index.cp.seed = seed
+        index.cp.niter = 10
+        index.train(sample)
+        index.nprobe = min(spec.nprobe, nlist)
+    for start in range(0, len(vecs), SEARCH_BATCH * 8):
+        index.add(vecs[start : start + SEARCH_BATCH * 8])
+    return index
+
+
+def groups_for(vecs: np.ndarray, spec: IndexSpec, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(queries, members) index pairs to compare: everything with everything below the
+    threshold; past it, each k-means cluster's members against the rows that probe it."""
+    n = len(vecs)
+    if n < spec.threshold:
+        everything = np.arange(n)
+        return [(everything, everything)]
+    nlist = nlist_for(n)
+    km = faiss.Kmeans(vecs.shape[1], nlist, niter=10, seed=seed, spherical=True, max_points_per_centroid=32)
+    km.train(vecs)
+    probes = km.index.search(vecs, min(spec.nprobe, nlist))[1]
+    home = probes[:, 0]
+    members = np.split(np.argsort(home, kind="stable"), np.cumsum(np.bincount(home, minlength=nlist))[:-1])
+    flat = probes.ravel()
+    order = np.argsort(flat, kind="stable")
+    queries = np.split(order // probes.shape[1], np.cumsum(np.bincount(flat, minlength=nlist))[:-1])
+    return [(q, m) for q, m in zip(queries, members) if len(m)]
+
+
+def pairs(vecs: np.ndarray, groups, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, better-ranked neighbour, cosine) for every pair within the threshold, unique."""
+    found_rows, found_ids, found_sims = [], [], []
+    for queries, members in groups:
+        for qs in range(0, len(queries), BLOCK):
+            q = queries[qs : qs + BLOCK]
+            for ms in range(0, len(members), 4 * BLOCK):
+                m = members[ms : ms + 4 * BLOCK]
+                qi, mi = np.nonzero(vecs[q] @ vecs[m].T >= threshold - 1e-6)
+                rows, ids = q[qi], m[mi]
+                better = ids < rows  # only better-ranked rows can drop a row
+                if better.any():
+                    rows, ids = rows[better], ids[better]
+                    found_rows.append(rows)
+                    found_ids.append(ids)
+                    found_sims.append(np.einsum("ij,ij->i", vecs[rows], vecs[ids]))
+    if not found_rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    rows, ids, sims = (np.concatenate(x) for x in (found_rows, found_ids, found_sims))
+    _, first = np.unique(rows * len(vecs) + ids, return_index=True)  # a pair found through two clusters
+    return rows[first], ids[first], sims[first]
+
+
+def within(vecs: np.ndarray, threshold: float, spec: IndexSpec, seed: int = 0, groups=None) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+    """Greedy dedup of ranked vectors: (kept positions, [(dropped, kept twin, cosine)]).
+
+    Comparisons are dense matrix products (BLAS), exact below spec.threshold rows; past it,
+    only rows sharing one of their spec.nprobe nearest k-means clusters are compared."""
+    n = len(vecs)
+    kept = np.ones(n, dtype=bool)
+    rows, ids, sims = pairs(vecs, groups if groups is not None else groups_for(vecs, spec, seed), threshold)
+    order = np.lexsort((-sims, rows))  # by row, then most similar neighbour first
+    rows, ids, sims = rows[order], ids[order], sims[order]
+    cuts = np.flatnonzero(np.diff(rows)) + 1
+    dropped = []
+    for r, i, s in zip(np.split(rows, cuts), np.split(ids, cuts), np.split(sims, cuts)):
+        if len(r) == 0:
+            continue
+        alive = kept[i]  # rows come in rank order: every twin's fate is already known
+        if alive.any():
+            first = int(np.argmax(alive))
+            kept[r[0]] = False
+            dropped.append((int(r[0]), int(i[first]), float(s[first])))
+    return np.flatnonzero(kept), dropped
+
+
+@dataclass
+class ReleaseMatch:
+    position: int  # row of the queried batch
+    release_id: str
+    version: int
+    similarity: float
+
+
+class ReleaseIndex:
+    """The embeddings of every row released under one dataset name, searchable and growing."""
+
+    def __init__(self, lake: Lake, name: str, spec: IndexSpec, embedder: str):
+        self.lake, self.name, self.spec, self.embedder = lake, name, spec, embedder
+        self.folder = lake.path("releases", name, "_index")
+        meta = self._read_json("index.json")
+        self.meta = meta or {"versions": [], "count": 0, "kind": "flat", "trained_on": 0, "embedder": None, "dim": None}
+        self._index: faiss.Index | None = None
+        self._ids: list[str] | None = None
+        self._versions: np.ndarray | None = None
+
+    def _read_json(self, name: str) -> dict | None:
+        path = f"{self.folder}/{name}"
+        return json.loads(self.lake.fs.cat_file(path)) if self.lake.fs.exists(path) else None
+
+    @property
+    def versions(self) -> list[int]:
+        return list(self.meta["versions"])
+
+    def fingerprint(self) -> str:
+        return f"{self.name}:{','.join(map(str, self.versions))}:{self.meta['count']}"
+
+    def _vectors(self, version: int) -> np.ndarray:
+        return np.load(io.BytesIO(self.lake.fs.cat_file(f"{self.folder}/vectors-v{version}.npy")))
+
+    def _load(self) -> None:
+        if self._ids is not None:
+            return
+        ids, versions = [], []
+        for v in self.versions:
+            part = pq.read_table(io.BytesIO(self.lake.fs.cat_file(f"{self.folder}/ids-v{v}.parquet")))
+            ids += part.column("id").to_pylist()
+            versions += [v] * part.num_rows
+        self._ids, self._versions = ids, np.asarray(versions, dtype=np.int64)
+        if self.meta["count"]:
+            self._index = faiss.deserialize_index(np.frombuffer(self.lake.fs.cat_file(f"{self.folder}/index.faiss"), dtype=np.uint8))
+            if self._index.ntotal != self.meta["count"]:  # a publish stopped between the two writes
+                self._index = build_index(np.concatenate([self._vectors(v) for v in self.versions]), self.spec)
+            if isinstance(self._index, faiss.IndexIVF):
+                self._index.nprobe = min(self.spec.nprobe, self._index.nlist)
+
+    def ids(self) -> set[str]:
+        self._load()
+        return set(self._ids or ())
+
+    def nearest(self, vecs: np.ndarray, threshold: float) -> list[ReleaseMatch]:
+        """For each vector within `threshold` of a released row, that row (its best match)."""
+        self._load()
+        if self._index is None or len(vecs) == 0:
+            return []
+        self._check(vecs.shape[1])
+        matches = []
+        for start in range(0, len(vecs), SEARCH_BATCH):
+            sims, pos = self._index.search(vecs[start : start + SEARCH_BATCH], 1)
+            for k in np.flatnonzero(sims[:, 0] >= threshold):
+                p = int(pos[k, 0])
+                matches.append(ReleaseMatch(start + int(k), self._ids[p], int(self._versions[p]), float(sims[k, 0])))
+        return matches
+
+    def _check(self, dim: int) -> None:
+        if self.meta["embedder"] not in (None, self.embedder) or self.meta["dim"] not in (None, dim):
+            raise LakeError(
+                f"The release index of '{self.name}' was built with embedder '{self.meta['embedder']}' "
+                f"({self.meta['dim']} dims), but this run embeds with '{self.embedder}' ({dim} dims). "
+                f"Use the same embedder, or delete {self.folder} and publish again to rebuild it."
+            )
+
+    def add(self, version: int, ids: list[str], vecs: np.ndarray) -> None:
+        """Index the rows a release version added (idempotent per version)."""
+        if version in self.meta["versions"]:
+            return
+        self._load()
+        self._check(vecs.shape[1])
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        buf = io.BytesIO()
+        np.save(buf, vecs)
+        self.lake.write_bytes(f"{self.folder}/vectors-v{version}.npy", buf.getvalue())
+        self.lake.write_table(f"{self.folder}/ids-v{version}.parquet", pa.table({"id": pa.array(ids, pa.string())}))
+        count = self.meta["count"] + len(ids)
+        retrain = self._index is None or (
+            count >= self.spec.threshold and (self.meta["kind"] == "flat" or count >= 8 * self.meta["trained_on"])
+        )
+        if retrain:  # first version, crossing into IVF, or grown 8x since the IVF was trained
+            everything = np.concatenate([self._vectors(v) for v in self.versions] + [vecs]) if self.versions else vecs
+            self._index = build_index(everything, self.spec)
+            kind, trained_on = ("ivf", count) if isinstance(self._index, faiss.IndexIVF) else ("flat", 0)
+        else:
+            self._index.add(vecs)
+            kind, trained_on = self.meta["kind"], self.meta["trained_on"]
+        self.lake.write_bytes(f"{self.folder}/index.faiss", faiss.serialize_index(self._index).tobytes())
+        self.meta = {
+            "versions": self.versions + [version], "count": count, "kind": kind, "trained_on": trained_on,
+            "embedder": self.embedder, "dim": int(vecs.shape[1]),
+        }
+        self._ids = (self._ids or []) + list(ids)
+        self._versions = np.concatenate([self._versions, np.full(len(ids), version, dtype=np.int64)])
+        # index.json last: a crash before it leaves the version unindexed, and the next publish redoes it
+        self.lake.write_bytes(f"{self.folder}/index.json", json.dumps(self.meta, indent=2).encode())

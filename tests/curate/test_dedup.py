@@ -1,0 +1,97 @@
+"""Dedup with FAISS: IVF recall against exact search, greedy semantics, the release index."""
+
+import numpy as np
+import pytest
+
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake
+from tasks.curate.dedup import IndexSpec, ReleaseIndex, within
+
+DIM = 64
+EXACT = IndexSpec(threshold=10**9, nprobe=1)
+
+
+def clustered(n: int, dup_share: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Topic-clustered unit vectors; returns them and the rows planted as near-copies of others."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((max(4, n // 100), DIM)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    noise = rng.standard_normal((n, DIM)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    vecs = 0.6 * centers[rng.integers(0, len(centers), n)] + 0.8 * noise
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    copies = rng.choice(n // 2, size=int(n * dup_share), replace=False) + n // 2
+    sources = rng.integers(0, n // 2, len(copies))
+    jitter = rng.standard_normal((len(copies), DIM)).astype(np.float32)
+    vecs[copies] = vecs[sources] + 0.15 * jitter / np.linalg.norm(jitter, axis=1, keepdims=True)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.ascontiguousarray(vecs, dtype=np.float32), copies
+
+
+def test_greedy_keeps_the_best_ranked_member():
+    a = np.eye(DIM, dtype=np.float32)[0]
+    b = a + 0.05 * np.eye(DIM, dtype=np.float32)[1]
+    c = np.eye(DIM, dtype=np.float32)[2]
+    vecs = np.stack([a, c, b / np.linalg.norm(b)])
+    kept, dropped = within(vecs, 0.9, EXACT)
+    assert kept.tolist() == [0, 1]
+    assert [(d, t) for d, t, _ in dropped] == [(2, 0)] and dropped[0][2] > 0.99
+
+
+def test_a_dropped_row_does_not_drop_others():
+    # 1 ~ 0 and 2 ~ 1, but 2 is not within the threshold of 0: 1 goes, 2 stays
+    x = np.eye(DIM, dtype=np.float32)
+    v = [x[0], np.cos(0.35) * x[0] + np.sin(0.35) * x[1], np.cos(0.7) * x[0] + np.sin(0.7) * x[1]]
+    kept, dropped = within(np.stack(v).astype(np.float32), 0.9, EXACT)
+    assert kept.tolist() == [0, 2] and [d for d, _, _ in dropped] == [1]
+
+
+def test_ivf_finds_what_exact_search_finds():
+    vecs, copies = clustered(20_000)
+    kept_exact, dropped_exact = within(vecs, 0.9, EXACT)
+    kept_ivf, dropped_ivf = within(vecs, 0.9, IndexSpec(threshold=1_000, nprobe=16))
+    exact, ivf = {d for d, _, _ in dropped_exact}, {d for d, _, _ in dropped_ivf}
+    assert len(exact) >= 0.9 * len(copies)  # the planted copies are found
+    recall = len(exact & ivf) / len(exact)
+    print(f"IVF recall of dropped rows vs exact: {recall:.4f} ({len(ivf)} vs {len(exact)})")
+    assert recall >= 0.98
+    assert min(s for _, _, s in dropped_ivf) >= 0.9  # nothing outside the threshold is dropped
+
+
+def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    spec = IndexSpec(threshold=3_000, nprobe=16)
+    vecs, _ = clustered(5_000, dup_share=0.0, seed=1)
+    index = ReleaseIndex(lake, "ds", spec, "emb")
+    index.add(1, [f"a{i}" for i in range(2_000)], vecs[:2_000])
+    assert index.meta["kind"] == "flat" and index.meta["count"] == 2_000
+    index.add(1, ["again"], vecs[:1])  # a version is indexed once
+    assert index.meta["count"] == 2_000
+    index.add(2, [f"b{i}" for i in range(3_000)], vecs[2_000:])
+    assert index.meta["kind"] == "ivf" and index.versions == [1, 2]
+
+    reopened = ReleaseIndex(lake, "ds", spec, "emb")
+    assert reopened.meta["count"] == 5_000 and len(reopened.ids()) == 5_000
+    probe = vecs[[10, 4_000]] + 0.01
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    found = {(m.position, m.release_id, m.version) for m in reopened.nearest(probe, 0.9)}
+    assert found == {(0, "a10", 1), (1, "b2000", 2)}
+
+
+def test_release_index_refuses_another_embedder_and_heals_a_torn_write(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    vecs, _ = clustered(300, dup_share=0.0)
+    ReleaseIndex(lake, "ds", EXACT, "emb").add(1, [f"a{i}" for i in range(300)], vecs)
+    with pytest.raises(LakeError, match="embedder 'emb'"):
+        ReleaseIndex(lake, "ds", EXACT, "other").nearest(vecs[:1], 0.9)
+    # index.faiss written for a version whose index.json never landed: the next open rebuilds
+    import faiss
+
+    torn = faiss.IndexFlatIP(DIM)
+    torn.add(np.concatenate([vecs, vecs]))
+    lake.write_bytes(lake.path("releases", "ds", "_index", "index.faiss"), faiss.serialize_index(torn).tobytes())
+    index = ReleaseIndex(lake, "ds", EXACT, "emb")
+    assert [m.release_id for m in index.nearest(vecs[5:6], 0.99)] == ["a5"]
+    index.add(2, ["b0"], vecs[:1])
+    again = ReleaseIndex(lake, "ds", EXACT, "emb")
+    assert len(again.ids()) == 301 and again._index.ntotal == 301
