@@ -132,6 +132,33 @@ def publish(name: Optional[str] = typer.Option(None, help="Release name."),
 
 
 @app.command()
+def deploy() -> None:
+    """Create the work pool and every deployment of prefect.yaml on the Prefect server."""
+    from flows.deploy import deploy_all
+
+    with _user_errors():
+        for line in deploy_all():
+            console.print(line)
+    console.print("start a worker to run them: prefect worker start --pool synthq")
+
+
+@app.command()
+def trigger(
+    flow: str = typer.Argument(..., help="factory, ingest, attribute, synthesize, curate, publish or scaling."),
+    param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Config override for this run: section.key=value."),
+    wait: bool = typer.Option(False, help="Wait for the run to finish; exit 1 unless it completes."),
+) -> None:
+    """Start a run of a deployment through the Prefect API, as the UI's Run button does."""
+    from flows.deploy import trigger as start_run
+
+    with _user_errors():
+        run = start_run(flow, dict(parse_override(p) for p in param or []), wait=wait)
+    console.print(f"flow run {run.name} ({run.id}): {run.state.name if run.state else 'scheduled'}")
+    if wait and not (run.state and run.state.is_completed()):
+        raise typer.Exit(1)
+
+
+@app.command()
 def releases(lake: Optional[str] = LakeOpt) -> None:
     """List the releases in the lake's catalog."""
     from tasks.core.lake import Lake

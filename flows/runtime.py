@@ -12,6 +12,8 @@ import time
 
 import ray
 from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
@@ -28,7 +30,8 @@ class StageFailed(SynthqError):
 
 
 def ensure_ray(cfg: FactoryConfig) -> None:
-    """Join the configured Ray cluster, or start a local one (once per process)."""
+    """Join the configured Ray cluster (ray_address, or RAY_ADDRESS in the environment, e.g.
+    "auto" on a node that joined it), or start a local one; once per process."""
     if ray.is_initialized():
         return
     ray.init(
@@ -37,6 +40,18 @@ def ensure_ray(cfg: FactoryConfig) -> None:
         log_to_driver=os.environ.get("SYNTHQ_RAY_LOGS", "0") == "1",
         configure_logging=False,
     )
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    res = ray.cluster_resources()
+    joined = bool(cfg.ray_address or os.environ.get("RAY_ADDRESS"))
+    where = f"joined the Ray cluster at {ray.get_runtime_context().gcs_address}" if joined else "started a local Ray"
+    _logger().info("%s: %d node(s), %g CPUs, %g GPUs", where, len(nodes), res.get("CPU", 0), res.get("GPU", 0))
+
+
+def _logger():
+    try:
+        return get_run_logger()
+    except MissingContextError:  # called outside a flow (tests, the CLI)
+        return get_logger("synthq")
 
 
 def engine_for(cfg: FactoryConfig) -> Engine:

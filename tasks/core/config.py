@@ -205,6 +205,14 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def nested(overrides: dict[str, Any]) -> dict[str, Any]:
+    """{'curate.min_score': 4} -> {'curate': {'min_score': 4}}: the shape flow parameters take."""
+    data: dict[str, Any] = {}
+    for key, value in overrides.items():
+        _set_dotted(data, key, value)
+    return data
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """'a.b=VALUE' -> ('a.b', VALUE parsed as YAML, so numbers and null work)."""
     if "=" not in text:

@@ -71,7 +71,12 @@ class Lake:
     def write_shard(
         self, dataset: str, shard: str, result: StageResult, *, input_id: str, config: str
     ) -> dict:
-        """Write kept + rejected for one shard, then its manifest row (last)."""
+        """Write kept + rejected for one shard, then its manifest row (last). An earlier
+        manifest of the shard goes first, so a run killed or cancelled mid-shard leaves the
+        shard unfinished (invisible to readers, redone by the next run), never half-written."""
+        stale = self.path(dataset, "_manifest", f"{shard}.json")
+        if self.fs.exists(stale):
+            self.fs.rm(stale)
         checksum = self.write_table(self.path(dataset, f"part-{shard}.parquet"), result.kept)
         self.write_table(self.path(dataset, "rejected", f"part-{shard}.parquet"), result.rejected)
         reasons = Counter(result.rejected.column("reason").to_pylist()) if result.rejected.num_rows else {}

@@ -13,7 +13,7 @@ import ray
 from tasks.core.config import EngineConfig
 from tasks.llm.engine import Request, Result
 from tasks.llm.models import display_name
-from tasks.llm.vllm_engine import VLLMEngine, cpu_engine_env, has_gpu
+from tasks.llm.vllm_engine import VLLMEngine, cpu_engine_env
 
 NAMESPACE = "synthq"
 
@@ -68,7 +68,8 @@ def engine_actor(cfg: EngineConfig) -> RayEngine:
 
 
 def _start(cfg: EngineConfig, name: str) -> RayEngine:
-    gpu = has_gpu()
+    # the cluster's GPUs, not this process's: in cluster mode the flow runs on a node without any
+    gpu = ray.cluster_resources().get("GPU", 0) >= cfg.tensor_parallel_size
     options = dict(name=name, namespace=NAMESPACE, get_if_exists=True, max_restarts=1)
     if gpu:
         options["num_gpus"] = cfg.tensor_parallel_size

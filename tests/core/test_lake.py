@@ -37,3 +37,25 @@ def test_prune_removes_stale_shards(lake_dir):
 def test_missing_dataset_says_which_stage(lake_dir):
     with pytest.raises(LakeError, match="no 'documents' dataset"):
         Lake(lake_dir).read("documents")
+
+
+def test_a_shard_interrupted_mid_rewrite_is_unfinished_not_half_written(lake_dir, monkeypatch):
+    lake = Lake(lake_dir)
+    lake.write_shard("ds", "00000", _result(3), input_id="i", config="old")
+    lake.write_shard("ds", "00001", _result(1), input_id="i", config="old")
+    real = lake.write_bytes
+
+    def killed_before_manifest(path, data):
+        if "_manifest" in path:
+            raise KeyboardInterrupt("cancelled")  # what a cancel or kill does mid-shard
+        real(path, data)
+
+    monkeypatch.setattr(lake, "write_bytes", killed_before_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        lake.write_shard("ds", "00000", _result(5), input_id="i", config="new")
+    monkeypatch.undo()
+    # the new rows are on disk but not visible: without its manifest the shard is unfinished
+    assert lake.shards("ds") == ["00001"] and lake.read("ds").num_rows == 1
+    assert not lake.is_finished("ds", "00000", input_id="i", config="old")
+    lake.write_shard("ds", "00000", _result(5), input_id="i", config="new")  # the rerun redoes it
+    assert lake.read("ds").num_rows == 6

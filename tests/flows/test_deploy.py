@@ -1,0 +1,50 @@
+"""prefect.yaml against the code, and `synthq trigger`'s checks before it reaches the server."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect import Flow
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, trigger
+from tasks.core.config import nested
+from tasks.core.errors import ConfigError
+
+
+def _load(entrypoint: str) -> Flow:
+    import importlib
+
+    path, func = entrypoint.split(":")
+    return getattr(importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", ".")), func)
+
+
+def test_every_deployment_names_a_flow_of_the_code():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    seen = set()
+    for d in spec["deployments"]:
+        flow = _load(d["entrypoint"])
+        assert isinstance(flow, Flow), d["entrypoint"]
+        assert d["name"] == DEPLOYMENT and d["work_pool"]["name"] == POOL
+        assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+        # the UI's form: one typed parameter whose fields carry their help text
+        schema = flow.parameters.model_dump()
+        assert list(schema["properties"]) == ["config"]
+        seen.add(flow.name)
+    assert seen == set(FLOWS)
+
+
+def test_trigger_refuses_bad_input_before_the_server():
+    with pytest.raises(ConfigError, match="Unknown flow 'nope'"):
+        trigger("nope", {})
+    with pytest.raises(ConfigError, match="min_score"):
+        trigger("factory", {"curate.min_score": 9})
+    res = CliRunner().invoke(app, ["trigger", "factory", "--param", "no_equals_sign"])
+    assert res.exit_code == 2 and "section.key=value" in res.output
+
+
+def test_overrides_become_the_config_parameter():
+    assert nested({"lake": "s3://b/l", "curate.min_score": 4, "curate.target_size": 10}) == {
+        "lake": "s3://b/l", "curate": {"min_score": 4, "target_size": 10}
+    }
