@@ -34,8 +34,9 @@ def ensure_ray(cfg: FactoryConfig) -> None:
     "auto" on a node that joined it), or start a local one; once per process."""
     if ray.is_initialized():
         return
+    # "local" starts a fresh local Ray even when an earlier `ray start` left its address behind
     ray.init(
-        address=cfg.ray_address,
+        address=cfg.ray_address or os.environ.get("RAY_ADDRESS") or "local",
         include_dashboard=False,
         log_to_driver=os.environ.get("SYNTHQ_RAY_LOGS", "0") == "1",
         configure_logging=False,
@@ -105,14 +106,43 @@ def run_stage(
     return publish_report(lake, stage.dataset) if report else None
 
 
+# What a user looks at first in each dataset: shown as sample rows in the stage's artifact.
+SAMPLE_COLUMNS = {
+    "documents": ("title", "url", "n_words"),
+    "demonstrations": ("seed_prompt", "scene"),
+    "instructions": ("query", "scene"),
+    "scored": ("query", "score_total"),
+    "curated": ("query", "score_total", "topic"),
+}
+
+
+def _cell(value) -> str:
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def sample_markdown(lake: Lake, dataset: str, n: int = 3) -> str:
+    columns = SAMPLE_COLUMNS.get(dataset)
+    shards = lake.shards(dataset)
+    if not columns or not shards:
+        return ""
+    rows = lake.read_shard(dataset, shards[0]).select(list(columns)).slice(0, n).to_pylist()
+    if not rows:
+        return ""
+    lines = [f"| {' | '.join(columns)} |", f"|{'---|' * len(columns)}"]
+    lines += [f"| {' | '.join(_cell(r[c]) for c in columns)} |" for r in rows]
+    return "\n\n### Sample rows\n\n" + "\n".join(lines) + "\n"
+
+
 def publish_report(lake: Lake, dataset: str) -> dict:
     report = lake.report(dataset)
     reasons = "\n".join(f"| {k} | {v} |" for k, v in sorted(report["reasons"].items())) or "| - | 0 |"
     create_markdown_artifact(
         key=f"{dataset}-report",
-        markdown=f"## {dataset}\n\nshards: {report['shards']}, kept: {report['kept']}, "
-        f"rejected: {report['rejected']}\n\n| rejected because | count |\n|---|---|\n{reasons}\n",
-        description=f"{dataset}: counts in, kept, rejected by reason",
+        markdown=f"## {dataset}\n\nshards: {report['shards']}, in: {report['kept'] + report['rejected']}, "
+        f"kept: {report['kept']}, rejected: {report['rejected']}\n\n| rejected because | count |\n|---|---|\n{reasons}\n"
+        + sample_markdown(lake, dataset),
+        description=f"{dataset}: counts in, kept, rejected by reason, and sample rows",
     )
     get_run_logger().info("%s: kept %d, rejected %d %s", dataset, report["kept"], report["rejected"], report["reasons"] or "")
     return report

@@ -161,9 +161,16 @@ class FactoryConfig(_Section):
         False, description="Stop the run when a shard fails (default: go on, report it, retry it on rerun)."
     )
     ray_address: str | None = Field(
-        None, description="Ray cluster to join ('auto' from a cluster node); None starts a local Ray."
+        None,
+        description="Ray cluster to join ('auto' on a node that joined it); when unset, RAY_ADDRESS from the "
+        "environment, else a new local Ray.",
     )
     seed: int = Field(0, description="Seed for every random choice (demonstration draws, clustering).")
+    llm_cache: bool = Field(
+        True,
+        description="Keep every LLM answer in the lake (cache/llm/), keyed by model, prompt, schema and "
+        "sampling: a rerun, even with another shard size, generates nothing twice.",
+    )
     embedder: str = Field(
         "bundled",
         description="Sentence-transformers model for retrieval and dedup; 'bundled' is all-MiniLM-L6-v2 "

@@ -15,6 +15,7 @@ import pyarrow as pa
 from tasks.core.config import FactoryConfig
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
+from tasks.llm.cache import CachedEngine
 from tasks.llm.engine import Engine
 
 
@@ -45,11 +46,15 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     digest = stage.digest(cfg)
     if lake.is_finished(stage.dataset, spec.shard, input_id=spec.input_id, config=digest):
         return {**lake.manifest(stage.dataset, spec.shard), "skipped": True}
+    if engine is not None and cfg.llm_cache:
+        engine = CachedEngine(engine, lake, cfg.engine.model)
     ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
     if stage.prepare:
         stage.prepare(ctx)
     rows = spec.rows if spec.rows is not None else lake.read_shard(spec.upstream, spec.shard)
     result = stage.process(rows, ctx)
+    if isinstance(engine, CachedEngine):
+        result.stats["llm_cache"] = engine.report()
     return {**lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest), "skipped": False}
 
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -95,7 +96,9 @@ def cluster(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = Processes(logs, env)
-    ray_common = ("--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--object-store-memory", str(500 * 2**20), "--block")
+    # Ray's own folder (short: it holds unix sockets), so the default /tmp/ray is left alone
+    ray_tmp = tempfile.mkdtemp(prefix="synthq-ray-", dir="/tmp")
+    ray_common = ("--temp-dir", ray_tmp, "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--object-store-memory", str(500 * 2**20), "--block")
     try:
         procs.start("prefect-server", str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(api_port))
         procs.start("ray-head", str(BIN / "ray"), "start", "--head", "--port", str(ray_port), "--num-cpus", "1", "--include-dashboard", "false", *ray_common)
@@ -106,6 +109,7 @@ def cluster(tmp_path):
         yield procs
     finally:
         procs.stop()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_deploy_and_trigger_the_factory_on_a_ray_cluster(cluster, tmp_path):

@@ -71,6 +71,18 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert lake.manifests("instructions") == manifests  # every shard skipped, nothing rewritten
     assert lake.read("instructions").equals(before)
 
+    # lose every instructions manifest (a crash before they were written): the LLM cache
+    # answers every request, the engine generates nothing, and the rows come back the same
+    for m in manifests:
+        lake.fs.rm(lake.path("instructions", "_manifest", f"{m['shard']}.json"))
+    actor = ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE)
+    batches = ray.get(actor.stats.remote())["batches"]
+    synthesize_flow(cfg)
+    assert ray.get(actor.stats.remote())["batches"] == batches
+    assert lake.read("instructions").equals(before)
+    cache = [m["stats"]["llm_cache"] for m in lake.manifests("instructions")]
+    assert sum(c["hits"] for c in cache) > 0 and sum(c["misses"] for c in cache) == 0
+
     # curate again with v1 in the release index: every released row stays, nothing new appears
     from flows.curate import curate_flow
     from flows.publish import publish_flow

@@ -28,3 +28,17 @@ def test_bad_shard_does_not_fail_the_run(prefect_server, ray_local, lake_dir):
 def test_bad_shard_fails_the_run_when_asked(prefect_server, ray_local, lake_dir):
     with pytest.raises(StageFailed, match="1 of 2 shards failed"):
         _ingest_two_shards(FactoryConfig(lake=lake_dir, fail_on_shard_error=True))
+
+
+def test_stage_report_shows_counts_and_sample_rows(lake_dir):
+    from flows.runtime import sample_markdown
+
+    lake = Lake(lake_dir)
+    pages = pa.table({"path": [str(PAGES / "02-python-comprehensions-generators.html")]})
+    from tasks.core.stage import run_shard
+
+    run_shard(STAGE_SPEC, ShardSpec("00000", "x", rows=pages), FactoryConfig(lake=lake_dir), None)
+    md = sample_markdown(lake, "documents")
+    assert md.startswith("\n\n### Sample rows") and "| title | url | n_words |" in md
+    assert "comprehension" in md.lower()
+    assert sample_markdown(lake, "nothing-here") == ""
