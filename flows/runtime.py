@@ -137,6 +137,10 @@ def sample_markdown(lake: Lake, dataset: str, n: int = 3) -> str:
 def publish_report(lake: Lake, dataset: str) -> dict:
     report = lake.report(dataset)
     reasons = "\n".join(f"| {k} | {v} |" for k, v in sorted(report["reasons"].items())) or "| - | 0 |"
+    llm = [m["stats"]["llm"] for m in lake.manifests(dataset) if "llm" in m.get("stats", {})]
+    if llm:
+        repaired, failed = sum(x["repaired"] for x in llm), sum(x["repair_failed"] for x in llm)
+        reasons += f"\n\nLLM outputs: {sum(x['calls'] for x in llm)}, repaired on a second try: {repaired}, still invalid: {failed}"
     create_markdown_artifact(
         key=f"{dataset}-report",
         markdown=f"## {dataset}\n\nshards: {report['shards']}, in: {report['kept'] + report['rejected']}, "

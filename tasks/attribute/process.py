@@ -25,7 +25,7 @@ from tasks.core.stage import ShardSpec, Stage
 from tasks.sample import SEEDS, resolve
 from tasks.core.prompts import load_prompt
 from tasks.core.records import DEMONSTRATIONS, REJECTED, table
-from tasks.llm.engine import Request, complete, rejected_output, schema_for
+from tasks.llm.engine import Request, rejected_output, schema_for
 
 STAGE = "attribute"
 PROMPTS = Path(__file__).parent / "prompts"
@@ -45,7 +45,7 @@ def analyse(ctx: StageContext, seeds: list[dict]):
         _request(ctx, f"kw:{prompt.version}:{s['id']}", prompt.messages(prompt=s["prompt"], max_keywords=ctx.cfg.attribute.max_keywords), schema)
         for s in seeds
     ]
-    return complete(ctx.engine, reqs, SeedAnalysis)
+    return ctx.complete(reqs, SeedAnalysis)
 
 
 def ground(ctx: StageContext, pairs: list[tuple[dict, dict]]):
@@ -56,7 +56,7 @@ def ground(ctx: StageContext, pairs: list[tuple[dict, dict]]):
     for seed, doc in pairs:
         messages = prompt.messages(prompt=seed["prompt"], title=doc["title"], document=doc["text"])
         reqs.append(_request(ctx, f"gr:{prompt.version}:{seed['id']}:{doc['id']}", messages, schema))
-    return complete(ctx.engine, reqs, Grounding), prompt.version
+    return ctx.complete(reqs, Grounding), prompt.version
 
 
 def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:

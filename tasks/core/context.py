@@ -7,7 +7,7 @@ from functools import cached_property
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.llm.engine import Engine, Request
+from tasks.llm.engine import Engine, Parsed, Request, complete
 
 
 @dataclass
@@ -16,6 +16,7 @@ class StageContext:
     lake: Lake
     engine: Engine | None = None
     extras: dict = field(default_factory=dict)
+    llm: dict = field(default_factory=lambda: {"calls": 0, "repaired": 0, "repair_failed": 0})
 
     @cached_property
     def tokens(self):
@@ -33,3 +34,11 @@ class StageContext:
         """A request with the engine-wide sampling settings (seed, frequency penalty) filled in."""
         e = self.cfg.engine
         return Request(rid, messages, schema, max_tokens, temperature, e.seed, e.frequency_penalty)
+
+    def complete(self, requests: list[Request], model) -> list[Parsed]:
+        """`complete` on this stage's engine, counting calls and repairs for the shard's manifest."""
+        out = complete(self.engine, requests, model)
+        self.llm["calls"] += len(out)
+        self.llm["repaired"] += sum(p.attempts == 2 and p.value is not None for p in out)
+        self.llm["repair_failed"] += sum(p.attempts == 2 and p.value is None for p in out)
+        return out

@@ -55,6 +55,8 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     result = stage.process(rows, ctx)
     if isinstance(engine, CachedEngine):
         result.stats["llm_cache"] = engine.report()
+    if ctx.llm["calls"]:
+        result.stats["llm"] = ctx.llm
     return {**lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest), "skipped": False}
 
 

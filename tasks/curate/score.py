@@ -15,7 +15,7 @@ from tasks.core.stage import Stage
 from tasks.core.prompts import load_prompt
 from tasks.core.records import CRITERIA, CURATED, REJECTED, table
 from tasks.curate.outputs import Moderation, Scores
-from tasks.llm.engine import Parsed, complete, rejected_output, schema_for
+from tasks.llm.engine import Parsed, rejected_output, schema_for
 
 STAGE = "curate"
 PROMPTS = Path(__file__).parent / "prompts"
@@ -25,7 +25,7 @@ def _ask(ctx: StageContext, rows: list[dict], name: str, model: type[BaseModel])
     prompt = load_prompt(PROMPTS / f"{name}.yaml")
     schema, limit = schema_for(model), ctx.cfg.curate.max_output_tokens
     reqs = [ctx.request(f"{name}:{prompt.version}:{r['id']}", prompt.messages(query=r["query"]), schema, limit, 0.0) for r in rows]
-    return complete(ctx.engine, reqs, model)
+    return ctx.complete(reqs, model)
 
 
 def process(instr: pa.Table, ctx: StageContext) -> StageResult:

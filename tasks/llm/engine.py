@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -60,6 +60,7 @@ class Parsed:
     reason: str | None
     raw: str
     usage: dict = field(default_factory=dict)
+    attempts: int = 1  # 2 when a repair attempt was made
 
 
 def parse_result(result: Result, model: type[M]) -> Parsed:
@@ -83,16 +84,46 @@ def parse_result(result: Result, model: type[M]) -> Parsed:
         return fail("llm_schema_mismatch", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
 
 
-def complete(engine: Engine, requests: list[Request], model: type[M]) -> list[Parsed]:
-    """Run requests and validate each result against `model`, in request order."""
-    if not requests:
-        return []
-    results = {r.id: r for r in engine.generate(requests)}
-    out = []
-    for req in requests:
-        res = results.get(req.id) or Result(req.id, "", None, error="engine returned no result")
-        out.append(parse_result(res, model))
-    return out
+# Outputs worth one more try: the model answered, but not in the shape asked for.
+REPAIRABLE = ("llm_invalid_json", "llm_schema_mismatch", "llm_truncated")
+
+
+def _complete_once(engine: Engine, requests: list[Request], model: type[M]) -> list[Parsed]:
+    results = {r.id: r for r in engine.generate(requests)} if requests else {}
+    missing = Result("", "", None, error="engine returned no result")
+    return [parse_result(results.get(req.id) or replace(missing, id=req.id), model) for req in requests]
+
+
+def repair_request(req: Request, failed: Parsed) -> Request:
+    """The same request with the rejection appended to its last message (a few tokens more,
+    so the answer gets 64 tokens less to stay within the context)."""
+    note = (
+        f"\n\nYour previous answer was rejected: {failed.error}. Answer again with JSON only, "
+        "exactly the fields of the schema, every text short and complete."
+    )
+    last = {**req.messages[-1], "content": req.messages[-1]["content"] + note}
+    return replace(req, id=f"{req.id}:repair", messages=[*req.messages[:-1], last], max_tokens=max(64, req.max_tokens - 64))
+
+
+def complete(engine: Engine, requests: list[Request], model: type[M], repair: bool = True) -> list[Parsed]:
+    """Run requests and validate each result against `model`, in request order. An output
+    that fails validation gets one repair attempt; if that fails too, the Parsed carries both
+    errors and both raw texts, for the rejected (quarantine) dataset."""
+    parsed = _complete_once(engine, requests, model)
+    todo = [i for i, p in enumerate(parsed) if repair and p.reason in REPAIRABLE]
+    fixes = _complete_once(engine, [repair_request(requests[i], parsed[i]) for i in todo], model)
+    for i, fix in zip(todo, fixes):
+        first = parsed[i]
+        usage = {k: first.usage.get(k, 0) + fix.usage.get(k, 0) for k in first.usage}
+        if fix.value is not None:
+            parsed[i] = replace(fix, id=first.id, usage=usage, attempts=2)
+        else:
+            parsed[i] = replace(
+                fix, id=first.id, usage=usage, attempts=2,
+                error=f"{first.error}; after one repair attempt: {fix.error}",
+                raw=f"{first.raw}\n--- repair attempt ---\n{fix.raw}",
+            )
+    return parsed
 
 
 def schema_for(model: type[BaseModel]) -> dict:
@@ -104,4 +135,5 @@ def rejected_output(stage: str, parsed: Parsed, record_id: str, record: dict) ->
     """A failed LLM output as a rejected row: reason, error and the raw text kept for inspection."""
     from tasks.core.records import rejection
 
-    return rejection(stage, parsed.reason or "llm_error", parsed.error or "", record_id, {**record, "raw_output": parsed.raw})
+    record = {**record, "raw_output": parsed.raw, "request_id": parsed.id, "attempts": parsed.attempts}
+    return rejection(stage, parsed.reason or "llm_error", parsed.error or "", record_id, record)

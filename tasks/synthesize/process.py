@@ -19,7 +19,7 @@ from tasks.core.lake import StageResult
 from tasks.core.stage import Stage
 from tasks.core.prompts import load_prompt
 from tasks.core.records import INSTRUCTIONS, REJECTED, table
-from tasks.llm.engine import Request, complete, rejected_output, schema_for
+from tasks.llm.engine import Request, rejected_output, schema_for
 from tasks.synthesize.demos import choose, render_demonstration
 from tasks.synthesize.outputs import Synthesis
 
@@ -54,7 +54,7 @@ def process(docs_tbl: pa.Table, ctx: StageContext) -> StageResult:
     docs = docs_tbl.to_pylist()
     version = load_prompt(PROMPT).version
     requests, demo_ids = build_requests(docs, ctx.extras["demonstrations"], ctx)
-    parsed = complete(ctx.engine, requests, Synthesis)
+    parsed = ctx.complete(requests, Synthesis)
     kept, rejected = [], []
     usage = {"prompt_tokens": 0, "output_tokens": 0}
     for doc, ids, out in zip(docs, demo_ids, parsed):

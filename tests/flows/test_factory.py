@@ -50,6 +50,12 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert instr["kept"] + instr["rejected"] == docs["kept"]
     scored, curated = lake.report("scored"), lake.report("curated")
     assert scored["kept"] + scored["rejected"] == instr["kept"]
+    # a malformed output was retried once before it was rejected, with both raw texts kept
+    for row in lake.read("instructions", rejected=True).to_pylist():
+        if row["reason"] in ("llm_invalid_json", "llm_schema_mismatch", "llm_truncated"):
+            assert "after one repair attempt" in row["detail"] and json.loads(row["record"])["attempts"] == 2
+    llm = [m["stats"]["llm"] for m in lake.manifests("instructions") if "llm" in m["stats"]]
+    assert sum(x["calls"] for x in llm) == instr["kept"] + instr["rejected"]
     assert curated["kept"] + curated["rejected"] == scored["kept"]
     verdicts = lake.read("scored").column("moderation").to_pylist()
     assert verdicts and set(verdicts) <= {"safe", "unsafe"}  # moderation ran on the real engine

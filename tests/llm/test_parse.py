@@ -63,3 +63,43 @@ def test_a_query_must_be_written_in_words():
     assert bad.reason == "llm_schema_mismatch" and "fewer than 5" in bad.error
     good = parse_result(Result("q", json.dumps({**base, "query": "Rewrite this paragraph for a ten year old reader."}), "stop"), Synthesis)
     assert good.value is not None
+
+
+class Rounds:
+    """Answers the n-th call with the n-th list of texts; records what it was asked."""
+
+    model_name = "rounds"
+
+    def __init__(self, *rounds):
+        self.rounds, self.asked = list(rounds), []
+
+    def generate(self, requests):
+        self.asked.append(requests)
+        texts = self.rounds.pop(0)
+        return [Result(r.id, t, "stop", 7, 3) for r, t in zip(requests, texts)]
+
+
+def _reqs(n):
+    return [Request(str(i), [{"role": "user", "content": f"seed {i}"}], schema_for(SeedAnalysis), 300) for i in range(n)]
+
+
+def test_one_repair_attempt_then_quarantine_with_both_raw_texts():
+    good = '{"intent": "bake", "keywords": ["bread"]}'
+    engine = Rounds([good, "not json", '{"intent": "x", "keywords": []}'], [good, "still not json"])
+    out = complete(engine, _reqs(3), SeedAnalysis)
+    assert [len(call) for call in engine.asked] == [3, 2]  # only the two failures are retried
+    repair = engine.asked[1][0]
+    assert repair.id == "1:repair" and "not JSON" in repair.messages[-1]["content"] and repair.max_tokens == 236
+    assert out[0].value and out[0].attempts == 1
+    assert out[1].value and out[1].attempts == 2 and out[1].id == "1" and out[1].usage == {"prompt_tokens": 14, "output_tokens": 6}
+    assert out[2].value is None and out[2].attempts == 2 and out[2].reason == "llm_invalid_json"
+    assert "after one repair attempt" in out[2].error and "keywords" in out[2].error
+    assert "--- repair attempt ---" in out[2].raw and "still not json" in out[2].raw
+    row = json.loads(rejected_output("attribute", out[2], "2", {"id": "2"})["record"])
+    assert row["request_id"] == "2" and row["attempts"] == 2 and "still not json" in row["raw_output"]
+
+
+def test_no_repair_when_nothing_failed_or_when_asked_not_to():
+    engine = Rounds(["not json"])
+    assert complete(engine, _reqs(1), SeedAnalysis, repair=False)[0].attempts == 1
+    assert len(engine.asked) == 1
