@@ -30,11 +30,12 @@ def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:
     target = lake.path("releases", f"scaling-{name}.png" if name else "scaling.png")
     with tempfile.TemporaryDirectory() as tmp:
         lake.write_bytes(target, plot(points, Path(tmp) / "scaling.png").read_bytes())
-    create_table_artifact(table_rows(points), key="scaling-table", description="Benchmark score vs. release size")
+    rows = table_rows(points)
+    create_table_artifact(rows, key="scaling-table", description="Benchmark score vs. release size")
     create_markdown_artifact(
         key="scaling-plot",
         markdown=f"## Benchmark score vs. release size\n\nPlot: `{target}`\n\n"
-        + "\n".join(f"- {r['benchmark / metric']}: {r['gain per 10x rows']:+.4g} per 10x rows" for r in table_rows(points) if r["gain per 10x rows"] is not None),
+        + "\n".join(f"- {r['benchmark / metric']}: {r['gain per 10x rows']:+.4g} per 10x rows" for r in rows if r["gain per 10x rows"] is not None),
         description="Scaling plot (log x) and trend per benchmark",
     )
     return target

@@ -34,17 +34,17 @@ def ensure_ray(cfg: FactoryConfig) -> None:
     "auto" on a node that joined it), or start a local one; once per process."""
     if ray.is_initialized():
         return
+    address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
     # "local" starts a fresh local Ray even when an earlier `ray start` left its address behind
     ray.init(
-        address=cfg.ray_address or os.environ.get("RAY_ADDRESS") or "local",
+        address=address or "local",
         include_dashboard=False,
         log_to_driver=os.environ.get("SYNTHQ_RAY_LOGS", "0") == "1",
         configure_logging=False,
     )
     nodes = [n for n in ray.nodes() if n["Alive"]]
     res = ray.cluster_resources()
-    joined = bool(cfg.ray_address or os.environ.get("RAY_ADDRESS"))
-    where = f"joined the Ray cluster at {ray.get_runtime_context().gcs_address}" if joined else "started a local Ray"
+    where = f"joined the Ray cluster at {ray.get_runtime_context().gcs_address}" if address else "started a local Ray"
     _logger().info("%s: %d node(s), %g CPUs, %g GPUs", where, len(nodes), res.get("CPU", 0), res.get("GPU", 0))
 
 
@@ -121,9 +121,9 @@ def _cell(value) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def sample_markdown(lake: Lake, dataset: str, n: int = 3) -> str:
+def sample_markdown(lake: Lake, dataset: str, n: int = 3, shards: list[str] | None = None) -> str:
     columns = SAMPLE_COLUMNS.get(dataset)
-    shards = lake.shards(dataset)
+    shards = lake.shards(dataset) if shards is None else shards
     if not columns or not shards:
         return ""
     rows = lake.read_shard(dataset, shards[0]).select(list(columns)).slice(0, n).to_pylist()
@@ -135,9 +135,10 @@ def sample_markdown(lake: Lake, dataset: str, n: int = 3) -> str:
 
 
 def publish_report(lake: Lake, dataset: str) -> dict:
-    report = lake.report(dataset)
+    manifests = lake.manifests(dataset)
+    report = lake.report(dataset, manifests)
     reasons = "\n".join(f"| {k} | {v} |" for k, v in sorted(report["reasons"].items())) or "| - | 0 |"
-    llm = [m["stats"]["llm"] for m in lake.manifests(dataset) if "llm" in m.get("stats", {})]
+    llm = [m["stats"]["llm"] for m in manifests if "llm" in m.get("stats", {})]
     if llm:
         repaired, failed = sum(x["repaired"] for x in llm), sum(x["repair_failed"] for x in llm)
         reasons += f"\n\nLLM outputs: {sum(x['calls'] for x in llm)}, repaired on a second try: {repaired}, still invalid: {failed}"
@@ -145,7 +146,7 @@ def publish_report(lake: Lake, dataset: str) -> dict:
         key=f"{dataset}-report",
         markdown=f"## {dataset}\n\nshards: {report['shards']}, in: {report['kept'] + report['rejected']}, "
         f"kept: {report['kept']}, rejected: {report['rejected']}\n\n| rejected because | count |\n|---|---|\n{reasons}\n"
-        + sample_markdown(lake, dataset),
+        + sample_markdown(lake, dataset, shards=[m["shard"] for m in manifests]),
         description=f"{dataset}: counts in, kept, rejected by reason, and sample rows",
     )
     get_run_logger().info("%s: kept %d, rejected %d %s", dataset, report["kept"], report["rejected"], report["reasons"] or "")

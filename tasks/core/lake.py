@@ -140,9 +140,9 @@ class Lake:
                     self.fs.rm(p)
         return gone
 
-    def report(self, dataset: str) -> dict:
-        """Totals over the manifests: kept, rejected and rejected-by-reason."""
-        rows = self.manifests(dataset)
+    def report(self, dataset: str, manifests: list[dict] | None = None) -> dict:
+        """Totals over the manifests (read here unless given): kept, rejected and rejected-by-reason."""
+        rows = self.manifests(dataset) if manifests is None else manifests
         reasons: Counter = Counter()
         for row in rows:
             reasons.update(row["reasons"])

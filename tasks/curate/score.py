@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from tasks.core.context import StageContext
 from tasks.core.lake import StageResult
 from tasks.core.stage import Stage
-from tasks.core.prompts import load_prompt
+from tasks.core.prompts import Prompt, load_prompt
 from tasks.core.records import CRITERIA, CURATED, REJECTED, table
 from tasks.curate.outputs import Moderation, Scores
 from tasks.llm.engine import Parsed, rejected_output, schema_for
@@ -21,8 +21,7 @@ STAGE = "curate"
 PROMPTS = Path(__file__).parent / "prompts"
 
 
-def _ask(ctx: StageContext, rows: list[dict], name: str, model: type[BaseModel]) -> list[Parsed]:
-    prompt = load_prompt(PROMPTS / f"{name}.yaml")
+def _ask(ctx: StageContext, rows: list[dict], name: str, prompt: Prompt, model: type[BaseModel]) -> list[Parsed]:
     schema, limit = schema_for(model), ctx.cfg.curate.max_output_tokens
     reqs = [ctx.request(f"{name}:{prompt.version}:{r['id']}", prompt.messages(query=r["query"]), schema, limit, 0.0) for r in rows]
     return ctx.complete(reqs, model)
@@ -32,8 +31,11 @@ def process(instr: pa.Table, ctx: StageContext) -> StageResult:
     """Instructions -> scored instructions (topic -1 until selection runs)."""
     rows = instr.to_pylist()
     prompt = load_prompt(PROMPTS / "score.yaml")
-    scored = _ask(ctx, rows, "score", Scores)
-    moderated = _ask(ctx, rows, "moderate", Moderation) if ctx.cfg.curate.moderation else [None] * len(rows)
+    scored = _ask(ctx, rows, "score", prompt, Scores)
+    if ctx.cfg.curate.moderation:
+        moderated = _ask(ctx, rows, "moderate", load_prompt(PROMPTS / "moderate.yaml"), Moderation)
+    else:
+        moderated = [None] * len(rows)
     kept, rejected = [], []
     for row, out, mod in zip(rows, scored, moderated):
         if out.value is None:
