@@ -62,12 +62,109 @@ class EngineConfig(_Section):
     seed: int = Field(0, description="Sampling seed, so a rerun writes the same rows.")
 
 
-class IngestConfig(_Section):
-    pages: str = Field("sample", description="Folder or glob of HTML files; 'sample' is the bundled sample.")
-    min_words: int = Field(
-        50, description="Documents with fewer words carry too little to ground an instruction."
+class CrawlConfig(_Section):
+    max_pages: int = Field(1000, ge=1, description="Stop after fetching this many pages (seeds included).")
+    max_depth: int = Field(
+        1, ge=0, description="Links followed from a seed: 0 fetches only the seeds (and sitemap pages)."
     )
+    follow_links: bool = Field(True, description="Follow links to pages on the seed's own host.")
+    sitemaps: bool = Field(False, description="Also read each seed host's sitemap(s) (robots.txt Sitemap: lines, /sitemap.xml).")
+    respect_robots: bool = Field(True, description="Obey robots.txt (Disallow, Crawl-delay) for the user agent.")
+    user_agent: str = Field(
+        "synthq/0.1 (instruction-data crawler; +https://pypi.org/project/synthq/)",
+        description="Sent with every request and matched against robots.txt: names the project.",
+    )
+    allow_private: bool = Field(
+        False,
+        description="Allow private, loopback, link-local and cloud metadata addresses (also after "
+        "redirects and DNS resolution). Off: such pages are refused (SSRF guard). Tests and intranets turn it on.",
+    )
+    concurrency: int = Field(16, ge=1, description="Requests in flight over all hosts.")
+    per_host_concurrency: int = Field(2, ge=1, description="Requests in flight to one host.")
+    per_host_delay_s: float = Field(
+        1.0, ge=0, description="Minimum seconds between two requests to one host (robots Crawl-delay wins when larger)."
+    )
+    timeout_s: float = Field(20.0, gt=0, description="Per-request timeout (connect, each read, whole response).")
+    retries: int = Field(3, ge=0, description="Retries with exponential backoff and jitter on 429, 5xx and connection errors.")
+    max_redirects: int = Field(5, ge=0, description="Redirects followed per request; a loop ends as a rejection.")
+    max_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024,
+        description="Response body cap after decompression (a gzip bomb stops here); bigger pages are rejected.",
+    )
+    content_types: list[str] = Field(
+        default_factory=lambda: ["text/html", "application/xhtml+xml", "text/plain"],
+        description="Content types kept; anything else (images, PDFs, binaries) is rejected.",
+    )
+
+
+class QualityConfig(_Section):
+    """Gopher / C4 / FineWeb-style rules; each is a named filter whose drops are counted by reason."""
+
+    min_words: int = Field(50, ge=0, description="Fewer words carry too little to ground an instruction.")
+    max_words: int = Field(200_000, description="Gopher: longer texts are dumps, not documents.")
+    min_mean_word_length: float = Field(3.0, description="Gopher: shorter means code, tables or noise.")
+    max_mean_word_length: float = Field(10.0, description="Gopher: longer means URLs, hashes or glued words.")
+    max_symbol_word_ratio: float = Field(0.1, description="Gopher: '#' and '...' per word.")
+    max_bullet_lines: float = Field(0.9, description="Gopher: share of lines starting with a bullet.")
+    max_ellipsis_lines: float = Field(0.3, description="Gopher: share of lines ending in an ellipsis.")
+    min_alpha_words: float = Field(0.8, description="Gopher: share of words with at least one letter.")
+    min_stop_words: int = Field(2, description="Gopher: real prose has at least this many English stop words (English only).")
+    max_duplicate_lines: float = Field(0.3, description="Gopher: share of lines that repeat an earlier line.")
+    max_duplicate_line_chars: float = Field(0.2, description="Gopher: share of characters in repeated lines.")
+    max_top_ngram_chars: dict[int, float] = Field(
+        default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16},
+        description="Gopher: share of characters covered by the most frequent n-gram, per n.",
+    )
+    max_duplicate_ngram_chars: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+        description="Gopher: share of characters in n-grams seen more than once, per n.",
+    )
+    min_terminal_punctuation_lines: float = Field(
+        0.12, description="C4/FineWeb: share of lines ending in terminal punctuation."
+    )
+    max_short_lines: float = Field(0.67, description="FineWeb: share of lines under 30 characters (menus, lists).")
+    disabled: list[str] = Field(
+        default_factory=list, description="Names of filters to skip (see `synthq report`'s reasons)."
+    )
+
+
+class DedupConfig(_Section):
+    near: bool = Field(True, description="Drop near-duplicates (MinHash + LSH) across the run and earlier ingests.")
+    threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-gram sets at or above which two documents are near-duplicates.")
+    num_perm: int = Field(128, ge=16, description="MinHash permutations: more is more exact and slower.")
+    shingle_words: int = Field(5, ge=1, description="Words per shingle.")
+    partitions: int = Field(16, ge=1, description="LSH buckets are split into this many Ray tasks: memory per task is corpus / partitions.")
+
+
+class IngestConfig(_Section):
+    sources: list[str] = Field(
+        default_factory=lambda: ["sample"],
+        description="What to ingest: folders or globs of HTML, JSONL, Parquet, WARC/WET files (local or fsspec "
+        "URLs); 'hf:PATH' for a Hugging Face dataset saved to disk (or 'hf:NAME' in the offline cache); "
+        "http(s) URLs to crawl; 'urls:FILE' for a file of seed URLs; 'sample' for the bundled pages.",
+    )
+    append: bool = Field(
+        True,
+        description="Keep documents of earlier ingests in the lake (new ones are deduplicated against them); "
+        "false replaces them with this run's.",
+    )
+    text_column: str = Field("text", description="JSONL/Parquet/HF column holding plain text (goes straight to cleaning).")
+    html_column: str = Field("html", description="JSONL/Parquet/HF column holding HTML (goes through extraction).")
+    url_column: str = Field("url", description="JSONL/Parquet/HF column holding the page URL, when present.")
     fast: bool = Field(False, description="trafilatura fast mode: about 40% faster, same main text.")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="ISO 639-1 codes of languages to keep (empty: keep all); identified with py3langid.",
+    )
+    min_language_score: float = Field(0.5, ge=0, le=1, description="Lower language confidence is rejected as unsure.")
+    max_page_bytes: int = Field(20 * 1024 * 1024, description="Files or records larger than this are rejected unread.")
+    quality: QualityConfig = QualityConfig()
+    dedup: DedupConfig = DedupConfig()
+    crawl: CrawlConfig = CrawlConfig()
+
+    @property
+    def min_words(self) -> int:
+        return self.quality.min_words
 
 
 class AttributeConfig(_Section):

@@ -42,9 +42,12 @@ DOCUMENTS = _schema(
     ("url", pa.string(), "Canonical URL of the page, or file:// path when the page has none."),
     ("title", pa.string(), "Page title as extracted."),
     ("text", pa.string(), "Main text extracted from the page (boilerplate removed)."),
-    ("language", pa.string(), "Language code from the page metadata, empty when unknown."),
-    ("source", pa.string(), "Where the page came from: the input file path."),
-    ("fetch_time", pa.timestamp("s", tz="UTC"), "When the page was read (file mtime for local files)."),
+    ("language", pa.string(), "ISO 639-1 language code identified from the text (py3langid)."),
+    ("language_score", pa.float32(), "Confidence of the language identification (0-1)."),
+    ("date", pa.string(), "Publication date from the page metadata (YYYY-MM-DD), empty when unknown."),
+    ("source", pa.string(), "Where the page came from: input file, WARC/WET file, dataset, or 'crawl'."),
+    ("source_offset", pa.int64(), "Byte offset of the WARC record, or row/line number in a table file; null otherwise."),
+    ("fetch_time", pa.timestamp("s", tz="UTC"), "When the page was fetched (crawl, WARC date) or read (file mtime)."),
     ("n_words", pa.int32(), "Word count of the main text (quality signal)."),
 )
 
