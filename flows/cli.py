@@ -85,12 +85,14 @@ def run(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: 
 
 
 @app.command()
-def ingest(pages: Optional[str] = typer.Option(None, help="Folder or glob of HTML files."),
+def ingest(sources: Optional[list[str]] = typer.Argument(
+               None, help="Folders or globs of HTML/JSONL/Parquet/WARC/WET files (local or fsspec URLs), "
+               "hf:PATH datasets, http(s) URLs to crawl, urls:FILE seed lists. Default: ingest.sources."),
            config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
-    """Extract and clean documents from HTML files."""
+    """Read, extract, clean and deduplicate documents from files, datasets, WARCs or a crawl."""
     from flows.ingest import ingest_flow
 
-    _run(ingest_flow, _config(config, lake, set_, **{"ingest.pages": pages}))
+    _run(ingest_flow, _config(config, lake, set_, **{"ingest.sources": sources or None}))
 
 
 @app.command()

@@ -1,22 +1,49 @@
-"""Ingest flow: HTML files -> documents (extraction in shards on Ray, then exact dedup)."""
+"""Ingest flow: sources -> documents.
+
+Plan the shards (files, tables, WARC/WET, datasets), crawl the URL seeds into the lake
+first if there are any, extract and clean every shard on Ray, then drop exact and near
+duplicates across the whole corpus, earlier ingests included, with distributed Ray tasks.
+"""
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+import ray
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
 
-from flows.runtime import publish_report, run_stage
+from flows.runtime import ensure_ray, publish_report, run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.ingest.process import STAGE_SPEC, drop_cross_shard_duplicates, file_specs
+from tasks.ingest.crawled import crawl_to_lake
+from tasks.ingest.dedup import apply_drops, find_duplicates
+from tasks.ingest.process import STAGE_SPEC, kept_shards, shard_specs
+from tasks.ingest.sources import plan
+
+
+@task(cache_policy=NONE, task_run_name="crawl-{n_seeds}-seeds")
+def crawl_task(seeds: list[str], config: FactoryConfig, n_seeds: int) -> list[dict]:
+    """The crawl runs in one Ray task (it is I/O-bound and polite per host, not CPU-bound)."""
+    ref = ray.remote(crawl_to_lake).options(num_cpus=0.5).remote(seeds, config.ingest.crawl, config.lake, config.shard_size)
+    return ray.get(ref)
+
+
+@task(cache_policy=NONE)
+def dedup_task(config: FactoryConfig) -> int:
+    lake = Lake(config.lake)
+    return apply_drops(lake, find_duplicates(lake, config.ingest.dedup))
 
 
 @flow(name="ingest")
 def ingest_flow(config: FactoryConfig = FactoryConfig()) -> dict:
-    specs = file_specs(config)
-    get_run_logger().info("ingest: %d shards of files into %s", len(specs), config.lake)
-    run_stage(STAGE_SPEC, specs, config, report=False)
+    log = get_run_logger()
+    ensure_ray(config)
+    found = plan(config.ingest.sources, config.ingest, config.shard_size)
+    log.info("ingest: %s; %d shards; %d seed URLs to crawl", found.summary, len(found.shards), len(found.crawl_seeds))
+    crawled = crawl_task(found.crawl_seeds, config, len(found.crawl_seeds)) if found.crawl_seeds else []
     lake = Lake(config.lake)
-    dropped = drop_cross_shard_duplicates(lake)
+    earlier = kept_shards(lake, config)
+    run_stage(STAGE_SPEC, shard_specs(found, crawled), config, extra_shards=earlier, report=False)
+    dropped = dedup_task(config)
     if dropped:
-        get_run_logger().info("ingest: %d exact duplicates across shards moved to rejected", dropped)
+        log.info("ingest: %d duplicates and near-duplicates moved to rejected", dropped)
     return publish_report(lake, STAGE_SPEC.dataset)

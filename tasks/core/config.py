@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import ConfigError
 
@@ -162,9 +162,11 @@ class IngestConfig(_Section):
     dedup: DedupConfig = DedupConfig()
     crawl: CrawlConfig = CrawlConfig()
 
-    @property
-    def min_words(self) -> int:
-        return self.quality.min_words
+    @field_validator("sources", "languages", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """A single value (`--set ingest.sources=crawl/`) is a list of one."""
+        return [value] if isinstance(value, str) else value
 
 
 class AttributeConfig(_Section):

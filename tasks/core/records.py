@@ -51,6 +51,13 @@ DOCUMENTS = _schema(
     ("n_words", pa.int32(), "Word count of the main text (quality signal)."),
 )
 
+PAGES = _schema(
+    ("url", pa.string(), "URL the page was fetched from (after redirects)."),
+    ("html", pa.binary(), "Response body of an HTML page, as fetched (null for plain text)."),
+    ("text", pa.string(), "Response body of a text/plain page (null for HTML)."),
+    ("fetch_time", pa.timestamp("s", tz="UTC"), "When the page was fetched."),
+)
+
 DEMONSTRATIONS = _schema(
     ("id", pa.string(), "Demonstration id (derived from seed id and document id)."),
     ("seed_id", pa.string(), "Id of the real seed instruction."),

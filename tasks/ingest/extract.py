@@ -1,70 +1,95 @@
-"""Main-text extraction from one HTML page with trafilatura, and the checks around it.
+"""From one raw page to one clean document: extraction, language, quality, or a rejection.
 
-A page that cannot become a document is returned as a rejection with a reason a user can
-read: unreadable, binary, no main text, too short.
+HTML goes through trafilatura (main text, title, date, canonical URL); plain text (WET
+records, text columns) goes straight to cleaning. Then the language is identified and the
+quality filters run. A page that cannot become a document comes back as a rejection with a
+reason a user can read and count.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from datetime import datetime, timezone
 
 import trafilatura
 
 from tasks.core.config import IngestConfig
 from tasks.core.records import rejection
+from tasks.ingest import filters
+from tasks.ingest.langid import check_language
+from tasks.ingest.raw import RawPage
 
 STAGE = "ingest"
-MAX_PAGE_BYTES = 20 * 1024 * 1024  # larger files are not web pages worth extracting
+_SPACES = re.compile(r"\s+")
 
 
 def text_id(text: str) -> str:
     """Document id: hash of the normalized text, so exact duplicates share their id."""
-    normalized = re.sub(r"\s+", " ", text.lower()).strip()
+    normalized = _SPACES.sub(" ", text.lower()).strip()
     return hashlib.sha256(normalized.encode()).hexdigest()[:16]
 
 
-def _read(path: str) -> tuple[bytes | None, str | None]:
-    try:
-        size = os.path.getsize(path)
-        if size > MAX_PAGE_BYTES:
-            return None, f"file is {size} bytes, over the {MAX_PAGE_BYTES} byte cap"
-        with open(path, "rb") as f:
-            return f.read(), None
-    except OSError as e:
-        return None, f"cannot read file: {e.strerror or e}"
+def _reject(page: RawPage, reason: str, detail: str, **extra) -> tuple[None, dict]:
+    return None, rejection(STAGE, reason, detail, page.url, {**page.ref, **extra})
 
 
-def extract_page(path: str, cfg: IngestConfig) -> tuple[dict | None, dict | None]:
-    """(document, None) or (None, rejection) for one HTML file."""
-    ref = {"source": path}
-    data, err = _read(path)
-    if err:
-        return None, rejection(STAGE, "unreadable", err, path, ref)
-    if b"\x00" in data[:8192]:
-        return None, rejection(STAGE, "binary_content", "file holds NUL bytes: not an HTML page", path, ref)
+def _check_html(page: RawPage, cfg: IngestConfig) -> tuple[str, str] | None:
+    data = page.html
+    if len(data) > cfg.max_page_bytes:
+        return "too_large", f"page is {len(data)} bytes, over ingest.max_page_bytes={cfg.max_page_bytes}"
     if not data.strip():
-        return None, rejection(STAGE, "empty_page", "file is empty", path, ref)
+        return "empty_page", "the page is empty"
+    if b"\x00" in data[:8192]:
+        return "binary_content", "the page holds NUL bytes: not HTML"
+    return None
+
+
+def _extract_html(page: RawPage, cfg: IngestConfig) -> tuple[dict | None, tuple[str, str] | None]:
+    """trafilatura's main text and metadata, or a (reason, detail)."""
+    bad = _check_html(page, cfg)
+    if bad:
+        return None, bad
     try:
-        doc = trafilatura.bare_extraction(data, with_metadata=True, fast=cfg.fast)
-    except Exception as e:  # trafilatura raises on some malformed trees; that is the page's fault
-        return None, rejection(STAGE, "extraction_failed", f"{type(e).__name__}: {e}"[:300], path, ref)
-    text = (doc.text or "").strip() if doc else ""
+        doc = trafilatura.bare_extraction(page.html, with_metadata=True, fast=cfg.fast)
+    except Exception as e:  # trafilatura raises on some malformed trees: the page's fault, not the run's
+        return None, ("extraction_failed", f"{type(e).__name__}: {e}"[:300])
+    if doc is None:
+        return None, ("no_main_text", "no main text found in the page")
+    # a local file's canonical URL comes from the page itself; a fetched page keeps the URL it came from
+    url = (doc.url or page.url) if page.url.startswith("file://") else page.url
+    return {"text": (doc.text or "").strip(), "title": doc.title or page.title, "date": doc.date or "", "url": url}, None
+
+
+def extract_page(page: RawPage, cfg: IngestConfig) -> tuple[dict | None, dict | None]:
+    """(document, None) or (None, rejection) for one raw page."""
+    if page.html is not None:
+        got, bad = _extract_html(page, cfg)
+        if bad:
+            return _reject(page, *bad)
+    else:
+        got = {"text": (page.text or "").strip(), "title": page.title, "date": "", "url": page.url}
+    text = got["text"]
     if not text:
-        return None, rejection(STAGE, "no_main_text", "no main text found in the page", path, ref)
+        return _reject(page, "no_main_text", "no main text found in the page")
     n_words = len(text.split())
-    if n_words < cfg.min_words:
-        detail = f"{n_words} words, fewer than ingest.min_words={cfg.min_words}"
-        return None, rejection(STAGE, "too_short", detail, path, {**ref, "text": text})
+    if n_words < cfg.quality.min_words:  # the cheapest check first: most junk is short
+        return _reject(page, "too_short", f"{n_words} words, fewer than ingest.quality.min_words={cfg.quality.min_words}", text=text)
+    language, score, bad = check_language(text, cfg.languages, cfg.min_language_score)
+    if bad:
+        return _reject(page, *bad, text=text[:2000])
+    bad = filters.apply(text, cfg.quality, language=language)
+    if bad:
+        return _reject(page, *bad, text=text[:2000])
     return {
         "id": text_id(text),
-        "url": doc.url or f"file://{os.path.abspath(path)}",
-        "title": doc.title or "",
+        "url": got["url"],
+        "title": got["title"],
         "text": text,
-        "language": doc.language or "",
-        "source": path,
-        "fetch_time": datetime.fromtimestamp(int(os.path.getmtime(path)), tz=timezone.utc),
+        "language": language,
+        "language_score": score,
+        "date": got["date"],
+        "source": page.source,
+        "source_offset": page.offset,
+        "fetch_time": page.fetch_time,
         "n_words": n_words,
     }, None

@@ -130,7 +130,7 @@ def test_deploy_and_trigger_the_factory_on_a_ray_cluster(cluster, tmp_path):
 
     cluster.start("prefect-worker", str(BIN / "prefect"), "worker", "start", "--pool", "synthq")
     overrides = {
-        "lake": lake, "ingest.pages": pages, "attribute.seeds": seeds, "shard_size": 2,
+        "lake": lake, "ingest.sources": pages, "attribute.seeds": seeds, "shard_size": 2,
         "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
     }
     params = [x for k, v in overrides.items() for x in ("--param", f"{k}={v}")]

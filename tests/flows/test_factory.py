@@ -27,7 +27,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
 
     pages, seeds = sample_subset
     cfg = load_config(None, {
-        "lake": lake_dir, "shard_size": 3, "ingest.pages": str(pages), "attribute.seeds": str(seeds),
+        "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
         "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
         "curate.moderation": True,
     })

@@ -8,13 +8,17 @@ from flows.runtime import StageFailed, run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
 from tasks.core.stage import ShardSpec
-from tasks.ingest.process import STAGE_SPEC
+from tasks.ingest.process import STAGE_SPEC, units_table
 from tasks.sample import PAGES
+
+
+def _html_unit(name: str) -> pa.Table:
+    return units_table([{"kind": "html", "uri": str(PAGES / name), "start": 0, "stop": -1, "stamp": "x"}])
 
 
 @flow
 def _ingest_two_shards(cfg: FactoryConfig) -> dict:
-    good = ShardSpec("00000", "good", rows=pa.table({"path": [str(PAGES / "02-python-comprehensions-generators.html")]}))
+    good = ShardSpec("00000", "good", rows=_html_unit("02-python-comprehensions-generators.html"))
     bad = ShardSpec("00001", "bad", rows=pa.table({"wrong_column": ["x"]}))  # process() cannot read it
     return run_stage(STAGE_SPEC, [good, bad], cfg)
 
@@ -34,7 +38,7 @@ def test_stage_report_shows_counts_and_sample_rows(lake_dir):
     from flows.runtime import sample_markdown
 
     lake = Lake(lake_dir)
-    pages = pa.table({"path": [str(PAGES / "02-python-comprehensions-generators.html")]})
+    pages = _html_unit("02-python-comprehensions-generators.html")
     from tasks.core.stage import run_shard
 
     run_shard(STAGE_SPEC, ShardSpec("00000", "x", rows=pages), FactoryConfig(lake=lake_dir), None)

@@ -1,24 +1,48 @@
+"""One raw page to one document: extraction, language, quality, and every rejection reason."""
+
+from datetime import datetime, timezone
+
 import pytest
 
-from tasks.core.config import FactoryConfig, IngestConfig
-from tasks.core.context import StageContext
-from tasks.core.errors import InputError
-from tasks.core.lake import Lake
-from tasks.core.stage import run_shard
-from tasks.ingest.extract import extract_page
-from tasks.ingest.process import STAGE_SPEC, drop_cross_shard_duplicates, file_specs, list_pages
+from tasks.core.config import IngestConfig
+from tasks.ingest.extract import extract_page, text_id
+from tasks.ingest.raw import RawPage
 from tasks.sample import PAGES
 
 CFG = IngestConfig()
+NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
+
+
+def _page(html: bytes | None = None, text: str | None = None, url: str = "file:///tmp/p.html") -> RawPage:
+    return RawPage(url=url, source="test", fetch_time=NOW, html=html, text=text, offset=7)
 
 
 def test_sample_page_main_text_without_chrome():
-    doc, rej = extract_page(str(PAGES / "01-sourdough-starter.html"), CFG)
+    doc, rej = extract_page(_page((PAGES / "01-sourdough-starter.html").read_bytes()), CFG)
     assert rej is None
-    assert doc["url"].startswith("https://kitchen-notes.example/")
-    assert doc["n_words"] > 300
+    assert doc["url"].startswith("https://kitchen-notes.example/")  # the page's canonical URL
+    assert doc["n_words"] > 300 and doc["language"] == "en" and doc["language_score"] > 0.9
     assert "starter" in doc["text"].lower()
     assert "Sponsored" not in doc["text"] and "Privacy" not in doc["text"]
+    assert doc["source"] == "test" and doc["source_offset"] == 7 and doc["fetch_time"] == NOW
+    assert doc["id"] == text_id(doc["text"].upper() + "  ")  # case and spacing do not change the id
+
+
+def test_fetched_page_keeps_the_url_it_came_from():
+    html = (PAGES / "01-sourdough-starter.html").read_bytes()
+    doc, _ = extract_page(_page(html, url="https://mirror.example/a"), CFG)
+    assert doc["url"] == "https://mirror.example/a"
+
+
+def test_plain_text_goes_straight_to_cleaning():
+    text = (
+        "Rebasing rewrites the history of a branch so that it starts from the tip of another one. "
+        "Merging keeps both histories and records where they joined, which is safer on shared branches. "
+        "Teams that prefer a linear history rebase their feature branches before they open a pull request, "
+        "and they never rebase commits that other people have already pulled from the server."
+    )
+    doc, rej = extract_page(_page(text=text, url="https://git.example/rebase"), CFG)
+    assert rej is None and doc["text"] == text and doc["language"] == "en"
 
 
 @pytest.mark.parametrize(
@@ -31,47 +55,30 @@ def test_sample_page_main_text_without_chrome():
         (b"<<<>>><html<body><p>broken <b>tags</i> everywhere</div>", None),
     ],
 )
-def test_bad_pages_are_rejected_with_reason(tmp_path, content, reason):
-    page = tmp_path / "p.html"
-    page.write_bytes(content)
-    doc, rej = extract_page(str(page), CFG)
+def test_bad_pages_are_rejected_with_reason(content, reason):
+    doc, rej = extract_page(_page(content), CFG)
     assert doc is None
     if reason:
         assert rej["reason"] == reason
-    assert rej["stage"] == "ingest" and rej["detail"] and rej["record_id"] == str(page)
+    assert rej["stage"] == "ingest" and rej["detail"] and rej["record_id"] == "file:///tmp/p.html"
 
 
-def test_unreadable_file_is_rejected(tmp_path):
-    doc, rej = extract_page(str(tmp_path / "gone.html"), CFG)
-    assert doc is None and rej["reason"] == "unreadable"
+def test_oversized_page_is_rejected_unparsed():
+    cfg = IngestConfig(max_page_bytes=1000)
+    doc, rej = extract_page(_page(b"<p>" + b"word " * 1000 + b"</p>"), cfg)
+    assert doc is None and rej["reason"] == "too_large" and "max_page_bytes=1000" in rej["detail"]
 
 
-def test_no_pages_is_a_clear_error(tmp_path):
-    with pytest.raises(InputError, match="No HTML files"):
-        list_pages(str(tmp_path))
+def test_language_allow_list():
+    german = " ".join(["Der Sauerteig braucht Zeit, Wärme und regelmäßiges Füttern mit Mehl und Wasser."] * 8)
+    doc, rej = extract_page(_page(text=german), CFG)
+    assert doc is None and rej["reason"] == "language_not_allowed" and "de" in rej["detail"]
+    doc, rej = extract_page(_page(text=german), IngestConfig(languages=[]))
+    assert rej is None and doc["language"] == "de"
 
 
-def test_ingest_shards_and_cross_shard_duplicates(sample_subset, lake_dir):
-    pages, _ = sample_subset
-    cfg = FactoryConfig(lake=lake_dir, shard_size=3, ingest={"pages": str(pages)})
-    specs = file_specs(cfg)
-    assert len(specs) == 3
-    for spec in specs:
-        run_shard(STAGE_SPEC, spec, cfg, None)
-    lake = Lake(lake_dir)
-    assert drop_cross_shard_duplicates(lake) == 1
-    report = lake.report("documents")
-    assert report["kept"] == 6
-    assert report["reasons"] == {"too_short": 1, "duplicate": 1}
-    ids = lake.read("documents").column("id").to_pylist()
-    assert len(ids) == len(set(ids))
-    # a rerun finds every shard finished and writes nothing new
-    again = [run_shard(STAGE_SPEC, spec, cfg, None) for spec in specs]
-    assert all(row["skipped"] for row in again)
-    assert drop_cross_shard_duplicates(lake) == 0
-    assert lake.read("documents").column("id").to_pylist() == ids
-
-
-def test_context_carries_config(lake_dir):
-    ctx = StageContext(cfg=FactoryConfig(lake=lake_dir), lake=Lake(lake_dir))
-    assert ctx.model_name == "SmolLM2-135M-Instruct"
+def test_quality_filter_rejection_is_named():
+    spam = "\n".join(["Buy now"] * 80)
+    doc, rej = extract_page(_page(text=spam), CFG)
+    assert doc is None and rej["reason"] not in ("too_short", "no_main_text")
+    assert rej["detail"]
