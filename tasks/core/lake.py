@@ -7,6 +7,7 @@ shard:
     <root>/<dataset>/part-<shard>.parquet            kept records
     <root>/<dataset>/rejected/part-<shard>.parquet   removed records, with reason
     <root>/<dataset>/_manifest/<shard>.json          input, config hash, counts, checksum
+    <root>/<dataset>/_<name>/part-<shard>.parquet    sidecars: per-row data aligned with kept
 
 The manifest is written last, so its presence marks a finished shard: a rerun with the same
 input and config skips it, and a crash mid-shard leaves nothing that looks finished.
@@ -36,6 +37,7 @@ class StageResult:
     kept: pa.Table
     rejected: pa.Table
     stats: dict = field(default_factory=dict)
+    sidecars: dict[str, pa.Table] = field(default_factory=dict)  # name -> rows aligned with kept
 
 
 class Lake:
@@ -79,6 +81,8 @@ class Lake:
             self.fs.rm(stale)
         checksum = self.write_table(self.path(dataset, f"part-{shard}.parquet"), result.kept)
         self.write_table(self.path(dataset, "rejected", f"part-{shard}.parquet"), result.rejected)
+        for name, tbl in result.sidecars.items():
+            self.write_table(self.path(dataset, f"_{name}", f"part-{shard}.parquet"), tbl)
         reasons = Counter(result.rejected.column("reason").to_pylist()) if result.rejected.num_rows else {}
         row = {
             "shard": shard,
@@ -121,6 +125,11 @@ class Lake:
         with self.fs.open(self.path(*parts, f"part-{shard}.parquet"), "rb") as f:
             return pq.read_table(f)
 
+    def read_sidecar(self, dataset: str, name: str, shard: str) -> pa.Table:
+        """The sidecar `name` of a shard: per-row data (signatures) aligned with its kept rows."""
+        with self.fs.open(self.path(dataset, f"_{name}", f"part-{shard}.parquet"), "rb") as f:
+            return pq.read_table(f)
+
     def read(self, dataset: str, *, rejected: bool = False) -> pa.Table:
         """All finished shards of a dataset as one table."""
         shards = self.shards(dataset)
@@ -131,14 +140,19 @@ class Lake:
         return pa.concat_tables([self.read_shard(dataset, s, rejected=rejected) for s in shards])
 
     def prune(self, dataset: str, keep: set[str]) -> list[str]:
-        """Remove shards not in `keep` (left by an earlier run with other input)."""
+        """Remove shards not in `keep` (left by an earlier run with other input), sidecars included."""
         gone = [s for s in self.shards(dataset) if s not in keep]
+        folders = [self.path(dataset), self.path(dataset, "rejected")] + self._sidecar_folders(dataset) if gone else []
         for shard in gone:
             self.fs.rm(self.path(dataset, "_manifest", f"{shard}.json"))
-            for p in (self.path(dataset, f"part-{shard}.parquet"), self.path(dataset, "rejected", f"part-{shard}.parquet")):
+            for p in (f"{folder}/part-{shard}.parquet" for folder in folders):
                 if self.fs.exists(p):
                     self.fs.rm(p)
         return gone
+
+    def _sidecar_folders(self, dataset: str) -> list[str]:
+        names = (p.rstrip("/").rsplit("/", 1)[1] for p in self.fs.ls(self.path(dataset), detail=False))
+        return [self.path(dataset, n) for n in names if n.startswith("_") and n != "_manifest"]
 
     def report(self, dataset: str, manifests: list[dict] | None = None) -> dict:
         """Totals over the manifests (read here unless given): kept, rejected and rejected-by-reason."""

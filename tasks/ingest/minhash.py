@@ -1,0 +1,140 @@
+"""MinHash signatures of documents, for near-duplicate search across the corpus.
+
+A document is the set of its word `shingle_words`-grams after normalization (lowercase,
+punctuation stripped, whitespace collapsed). Each shingle gets a 32-bit hash; the signature
+is datasketch's default MinHash scheme ("affine32": MurmurHash3 finalizer, then
+`a * h + b mod 2**32` with datasketch's own permutations for the seed) applied to a whole
+batch of documents at once with numpy, so the result equals `datasketch.MinHash(num_perm,
+hashfunc=...)` fed the same shingle hashes, at a fraction of the per-document cost.
+
+Signatures travel with each ingest shard as the `minhash` sidecar (`sidecar_table`);
+`lsh_params` picks the LSH bands for a similarity threshold.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+import unicodedata
+
+import numpy as np
+import pyarrow as pa
+from datasketch import MinHash
+from datasketch.lsh import _optimal_param
+
+from tasks.core.config import DedupConfig
+
+SIDECAR = "minhash"  # sidecar name in the documents dataset: <lake>/documents/_minhash/
+SEED = 1  # datasketch's default seed: signatures stay comparable with datasketch's own
+EMPTY = np.uint32(0xFFFFFFFF)  # a document without words: datasketch's empty signature
+CHUNK_CELLS = 1 << 20  # shingles x permutations per numpy step: a few MiB, stays in cache
+
+# One odd multiplier per word position in a shingle: order matters ("a b" != "b a").
+_POSITION = np.random.default_rng(20240611).integers(1, 2**63, 64, dtype=np.uint64) | np.uint64(1)
+_WORD_CACHE: dict[str, int] = {}
+_WORD_CACHE_MAX = 2_000_000
+
+
+@functools.cache
+def _punctuation() -> dict[int, None]:
+    """Every Unicode punctuation and symbol character, mapped to nothing (str.translate)."""
+    return {c: None for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c))[0] in "PS"}
+
+
+def normalize(text: str) -> list[str]:
+    """Words of the text: lowercased, punctuation and symbols stripped, whitespace collapsed.
+    Letters, digits and combining marks stay, so every script keeps its words."""
+    return text.lower().translate(_punctuation()).split()
+
+
+def word_hash(word: str) -> int:
+    """A stable 64-bit hash of a word (the same in every process), memoized."""
+    if len(_WORD_CACHE) >= _WORD_CACHE_MAX:
+        _WORD_CACHE.clear()
+    h = _WORD_CACHE[word] = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+    return h
+
+
+def shingle_hashes(text: str, shingle_words: int) -> np.ndarray:
+    """32-bit hashes of the text's word n-grams (the whole text when it is shorter)."""
+    words = normalize(text)
+    if not words:
+        return np.empty(0, dtype=np.uint32)
+    known = _WORD_CACHE.get
+    hashes = np.array([known(w) or word_hash(w) for w in words], dtype=np.uint64)
+    k = min(shingle_words, len(words))
+    n = len(words) - k + 1
+    mixed = np.zeros(n, dtype=np.uint64)
+    for j in range(k):
+        mixed += hashes[j : j + n] * _POSITION[j]  # wraps mod 2**64, as intended
+    return (mixed >> np.uint64(32)).astype(np.uint32)  # the best-mixed half
+
+
+@functools.cache
+def permutations(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutation parameters (a, b) for `num_perm` and SEED."""
+    a, b = MinHash(num_perm=num_perm, seed=SEED).permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
+
+
+def fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, the pre-mix of datasketch's affine32 scheme."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def _min_permuted(hashes: np.ndarray, starts: np.ndarray, num_perm: int) -> np.ndarray:
+    """Per document (shingles from `starts`, none empty), the min of every permutation.
+    Permutations run along rows so each document's shingles are contiguous: numpy reduces
+    them about ten times faster than down columns."""
+    a, b = permutations(num_perm)
+    permuted = a[:, None] * fmix32(hashes)[None, :]
+    permuted += b[:, None]
+    return np.minimum.reduceat(permuted, starts, axis=1).T
+
+
+def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
+    """MinHash signatures of the texts: an (N, num_perm) uint32 array."""
+    out = np.full((len(texts), cfg.num_perm), EMPTY, dtype=np.uint32)
+    per_doc = [shingle_hashes(t, cfg.shingle_words) for t in texts]
+    docs = [i for i, h in enumerate(per_doc) if len(h)]
+    budget = max(1, CHUNK_CELLS // cfg.num_perm)  # shingles per numpy step
+    start = 0
+    while start < len(docs):
+        stop, size = start, 0
+        while stop < len(docs) and (size == 0 or size + len(per_doc[docs[stop]]) <= budget):
+            size += len(per_doc[docs[stop]])
+            stop += 1
+        chunk = docs[start:stop]
+        lengths = np.array([len(per_doc[i]) for i in chunk])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        out[chunk] = _min_permuted(np.concatenate([per_doc[i] for i in chunk]), starts, cfg.num_perm)
+        start = stop
+    return out
+
+
+def sidecar_table(ids: list[str], sigs: np.ndarray) -> pa.Table:
+    """The `minhash` sidecar of a shard: document id and its signature, row for row."""
+    flat = pa.array(np.ascontiguousarray(sigs, dtype=np.uint32).reshape(-1))
+    return pa.table({"id": pa.array(ids, pa.string()), "minhash": pa.FixedSizeListArray.from_arrays(flat, sigs.shape[1])})
+
+
+def sidecar_signatures(tbl: pa.Table) -> np.ndarray:
+    """The (N, num_perm) signatures stored in a sidecar table."""
+    column = tbl.column("minhash").combine_chunks()
+    width = column.type.list_size
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+
+@functools.cache
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) for LSH at `threshold`. Candidates are verified against the
+    full signatures afterwards, so a false positive costs one comparison while a false
+    negative is a duplicate kept: the weights favour recall (at threshold 0.8 and 128
+    permutations, 14 bands of 9 rows find 87% of pairs at exactly 0.8 and 97% at 0.85,
+    against 40% and 69% with equal weights)."""
+    return _optimal_param(threshold, num_perm, false_positive_weight=0.1, false_negative_weight=0.9)
