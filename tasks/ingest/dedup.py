@@ -33,9 +33,10 @@ from tasks.ingest.minhash import SIDECAR, lsh_params, sidecar_signatures, signat
 
 DATASET = "documents"
 STAGE = "ingest"
-MAP_DOCS = 20_000  # documents per map task: each output partition stays above Ray's 100 KiB
-# inline limit (so it lives in the shared object store, not in the driver) at 16 partitions
-ROW_BITS = 32  # doc key = shard rank << 32 | row
+MAP_DOCS = (20_000, 200_000)  # documents per map task, at least and at most (see docs_per_map)
+INLINE_BYTES = 100 * 1024  # Ray keeps task results smaller than this in the caller's own memory
+ROW_BITS = 32  # doc key = shard rank << 32 | row: sorting doc keys sorts documents by age
+ROW_MASK = (1 << ROW_BITS) - 1
 _MIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 
 
@@ -46,7 +47,14 @@ def ordered_shards(lake: Lake) -> list[dict]:
     return sorted(rows, key=lambda m: (float((m.get("stats") or {}).get("ingested_at") or 0), m["shard"]))
 
 
-def map_groups(manifests: list[dict], target: int = MAP_DOCS) -> list[list[tuple[int, dict]]]:
+def docs_per_map(cfg: DedupConfig) -> int:
+    """Documents per map task: enough that each partition of its output outgrows Ray's inline
+    limit, so map outputs wait in the shared object store rather than in the driver."""
+    per_doc = 16 * (1 + (lsh_params(cfg.threshold, cfg.num_perm)[0] if cfg.near else 0))
+    return min(MAP_DOCS[1], max(MAP_DOCS[0], 2 * INLINE_BYTES * cfg.partitions // per_doc))
+
+
+def map_groups(manifests: list[dict], target: int) -> list[list[tuple[int, dict]]]:
     """Consecutive shards, as (rank, manifest), grouped into map tasks of about `target` docs."""
     groups, size = [[]], 0
     for rank, m in enumerate(manifests):
@@ -67,16 +75,17 @@ def fmix64(h: np.ndarray) -> np.ndarray:
 
 def id_keys(ids: list[str]) -> np.ndarray:
     """A 64-bit bucket key per document id: the exact-duplicate buckets."""
-    return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") for i in ids], dtype=np.uint64)
+    digests = (hashlib.blake2b(i.encode(), digest_size=8).digest() for i in ids)
+    return np.array([int.from_bytes(d, "little") for d in digests], dtype=np.uint64)
 
 
 def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """(N, bands) 64-bit bucket keys: band b of two signatures equal <=> same key (up to
     hash collisions, which the verification removes)."""
     keys = np.tile(fmix64(np.arange(1, bands + 1, dtype=np.uint64)), (len(sigs), 1))
-    cells = sigs[:, : bands * rows].reshape(len(sigs), bands, rows).astype(np.uint64)
+    cells = sigs[:, : bands * rows].reshape(len(sigs), bands, rows)
     for j in range(rows):
-        keys = fmix64(keys ^ cells[:, :, j])
+        keys = fmix64(keys ^ cells[:, :, j].astype(np.uint64))
     return keys
 
 
@@ -163,12 +172,14 @@ _gather_task = ray.remote(gather_documents)
 
 def find_candidates(lake: Lake, manifests: list[dict], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
     """Run the map and reduce tasks; return every exact and near candidate edge."""
-    maps = [_map_task.options(num_returns=cfg.partitions).remote(lake.url, g, cfg) for g in map_groups(manifests)]
+    map_task = _map_task.options(num_returns=cfg.partitions)
+    maps = [map_task.remote(lake.url, g, cfg) for g in map_groups(manifests, docs_per_map(cfg))]
     maps = [m if cfg.partitions > 1 else [m] for m in maps]
     reduces = [_reduce_task.remote(*[m[p] for m in maps]) for p in range(cfg.partitions)]
     del maps  # the reduce tasks hold the map outputs now: they are freed as they finish
     results = ray.get(reduces)
-    return tuple(np.concatenate([r[k] for r in results]).reshape(-1, 2) for k in (0, 1))
+    # a pair sharing several bands meets in several partitions: one edge is enough
+    return tuple(np.unique(np.concatenate([r[k] for r in results]).reshape(-1, 2), axis=0) for k in (0, 1))
 
 
 def gather(lake: Lake, manifests: list[dict], nodes: np.ndarray, cfg: DedupConfig) -> tuple[list, list, np.ndarray]:
@@ -176,7 +187,7 @@ def gather(lake: Lake, manifests: list[dict], nodes: np.ndarray, cfg: DedupConfi
     ranks = nodes >> ROW_BITS
     cuts = np.flatnonzero(np.r_[True, ranks[1:] != ranks[:-1], True])
     refs = [
-        _gather_task.remote(lake.url, manifests[ranks[a]], nodes[a:b] & ((1 << ROW_BITS) - 1), cfg)
+        _gather_task.remote(lake.url, manifests[ranks[a]], nodes[a:b] & ROW_MASK, cfg)
         for a, b in zip(cuts[:-1], cuts[1:])
     ]
     parts = ray.get(refs)
@@ -186,7 +197,7 @@ def gather(lake: Lake, manifests: list[dict], nodes: np.ndarray, cfg: DedupConfi
     return ids, urls, sigs
 
 
-def estimates(sigs: np.ndarray, pairs: np.ndarray, step: int = 65_536) -> np.ndarray:
+def estimates(sigs: np.ndarray, pairs: np.ndarray, step: int = 4096) -> np.ndarray:
     """Estimated Jaccard of each pair of rows: the share of equal signature values."""
     out = np.empty(len(pairs))
     for s in range(0, len(pairs), step):
@@ -215,12 +226,32 @@ def explain(x: int, twin: int, near: tuple[int, float] | None, keeper: int, ids:
     """(reason, detail) for dropping node x."""
     kept = f"; its group keeps {ids[keeper]} ({urls[keeper]})"
     if twin >= 0:
-        return "duplicate", f"same text as an earlier document ({ids[twin]}, {urls[twin]})" + (kept if twin != keeper else "")
+        same = f"same text as an earlier document ({ids[twin]}, {urls[twin]})"
+        return "duplicate", same + (kept if twin != keeper else "")
     if near is None:
         return "near_duplicate", "in a group of near-duplicates" + kept
     nb, sim = near
-    when = "an earlier" if nb < x else "a later"
-    return "near_duplicate", f"estimated Jaccard {sim:.2f} with {when} document {ids[nb]} ({urls[nb]})" + (kept if nb != keeper else "")
+    similar = f"estimated Jaccard {sim:.2f} with {'an earlier' if nb < x else 'a later'} document {ids[nb]} ({urls[nb]})"
+    return "near_duplicate", similar + (kept if nb != keeper else "")
+
+
+def drops_of(nodes: np.ndarray, manifests: list[dict], exact: np.ndarray, near: np.ndarray, sims: np.ndarray,
+             ids: list, urls: list) -> dict[str, dict[int, tuple[str, str, str]]]:
+    """Group the nodes over the exact and verified near edges (indices into `nodes`); every
+    member but the earliest of a group is dropped, with its reason."""
+    label = groups(len(nodes), np.concatenate([exact, near]))
+    _, first = np.unique(label, return_index=True)  # nodes are sorted: first = earliest
+    keeper = first[label]
+    twin = np.full(len(nodes), len(nodes))  # the earliest document with the same id
+    np.minimum.at(twin, exact[:, 1], exact[:, 0])
+    best = best_neighbours(near, sims)
+    drops: dict[str, dict[int, tuple[str, str, str]]] = {}
+    for x in map(int, np.flatnonzero(keeper != np.arange(len(nodes)))):
+        t = int(twin[x]) if twin[x] < len(nodes) else -1
+        reason, detail = explain(x, t, best.get(x), int(keeper[x]), ids, urls)
+        shard = manifests[int(nodes[x] >> ROW_BITS)]["shard"]
+        drops.setdefault(shard, {})[int(nodes[x] & ROW_MASK)] = (reason, detail, ids[keeper[x]])
+    return drops
 
 
 def find_duplicates(lake: Lake, cfg: DedupConfig) -> dict[str, dict[int, tuple[str, str, str]]]:
@@ -237,20 +268,8 @@ def find_duplicates(lake: Lake, cfg: DedupConfig) -> dict[str, dict[int, tuple[s
     ids, urls, sigs = gather(lake, manifests, nodes, cfg)
     exact, near = np.searchsorted(nodes, exact), np.searchsorted(nodes, near)
     sims = estimates(sigs, near)
-    near, sims = near[sims >= cfg.threshold - 1e-9], sims[sims >= cfg.threshold - 1e-9]
-    label = groups(len(nodes), np.concatenate([exact, near]))
-    _, first = np.unique(label, return_index=True)  # nodes are sorted: first = earliest
-    keeper = first[label]
-    twin = np.full(len(nodes), len(nodes))
-    np.minimum.at(twin, exact[:, 1], exact[:, 0])
-    best = best_neighbours(near, sims)
-    drops: dict[str, dict[int, tuple[str, str, str]]] = {}
-    for x in np.flatnonzero(keeper != np.arange(len(nodes))):
-        t = int(twin[x]) if twin[x] < len(nodes) else -1
-        reason, detail = explain(int(x), t, best.get(int(x)), int(keeper[x]), ids, urls)
-        shard = manifests[int(nodes[x] >> ROW_BITS)]["shard"]
-        drops.setdefault(shard, {})[int(nodes[x] & ((1 << ROW_BITS) - 1))] = (reason, detail, ids[keeper[x]])
-    return drops
+    verified = sims >= cfg.threshold - 1e-9
+    return drops_of(nodes, manifests, exact, near[verified], sims[verified], ids, urls)
 
 
 def apply_drops(lake: Lake, drops: dict[str, dict[int, tuple[str, str, str]]]) -> int:

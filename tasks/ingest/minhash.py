@@ -120,7 +120,8 @@ def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
 def sidecar_table(ids: list[str], sigs: np.ndarray) -> pa.Table:
     """The `minhash` sidecar of a shard: document id and its signature, row for row."""
     flat = pa.array(np.ascontiguousarray(sigs, dtype=np.uint32).reshape(-1))
-    return pa.table({"id": pa.array(ids, pa.string()), "minhash": pa.FixedSizeListArray.from_arrays(flat, sigs.shape[1])})
+    column = pa.FixedSizeListArray.from_arrays(flat, sigs.shape[1])
+    return pa.table({"id": pa.array(ids, pa.string()), "minhash": column})
 
 
 def sidecar_signatures(tbl: pa.Table) -> np.ndarray:

@@ -188,7 +188,8 @@ def test_shards_without_sidecar_are_signed_from_their_text(lake, rng, ray_local)
     assert list(find_duplicates(lake, DedupConfig())["00001"]) == [0]
 
 
-def test_recall_on_a_corpus_with_planted_near_duplicates(lake, rng, ray_local):
+def test_recall_on_a_corpus_with_planted_near_duplicates(lake, rng, ray_local, monkeypatch):
+    monkeypatch.setattr("tasks.ingest.dedup.MAP_DOCS", (1000, 1000))  # three map tasks
     distinct = [make_text(rng, int(rng.integers(200, 400))) for _ in range(2700)]
     sources = rng.choice(len(distinct), 300, replace=False)
     planted = [mutate(distinct[s], int(rng.integers(1, 5)), rng) for s in sources]
