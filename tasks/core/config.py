@@ -49,6 +49,13 @@ class EngineConfig(_Section):
     kv_cache_gib: int = Field(2, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE); ignored on GPU.")
     gpu_memory_utilization: float = Field(0.9, description="vLLM's GPU memory fraction.")
     tensor_parallel_size: int = Field(1, description="GPUs per engine.")
+    replicas: int | None = Field(
+        None,
+        ge=1,
+        description="Engine actors in the pool; each batch is split across them, prompt groups kept "
+        "whole. Unset: one per tensor_parallel_size GPUs in the Ray cluster, 1 without GPUs (a second "
+        "CPU engine on the same cores only competes with the first).",
+    )
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (kind=openai).")
     api_key_env: str = Field(
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself)."
@@ -194,6 +201,21 @@ class SynthesizeConfig(_Section):
     )
     max_output_tokens: int = Field(768, description="Headroom over the schema's string caps.")
     temperature: float = Field(0.8, description="Higher: synthesis should be diverse.")
+    group_size: int = Field(
+        8,
+        ge=1,
+        description="Documents (similar by embedding) that share one demonstration block. The block is "
+        "most of the prompt and comes first, so the engine's prefix cache prefills it once per group: "
+        "8 saves about 7/8 of its prefill while no more than 8 instructions share the same examples. "
+        "1 gives each document its own block, as in the original method.",
+    )
+    similar_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of a group's demonstrations chosen as the nearest to its documents; the rest "
+        "are drawn at random for diversity. 0 is the method's pure random draw.",
+    )
 
 
 class CurateConfig(_Section):

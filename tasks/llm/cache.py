@@ -3,8 +3,10 @@
 The key is a hash of what determines the output: the model, the full prompt (messages), the
 JSON schema and every sampling setting (max tokens, temperature, frequency penalty, seed).
 The request id does not enter it except through the per-request seed it derives, and ids
-never carry a shard name, so a rerun with another shard size finds every earlier answer.
-A changed prompt has a new text, hence a new key: it misses.
+never carry a shard name, so a rerun with another shard size finds every earlier answer whose
+prompt it rebuilds. A changed prompt has a new text, hence a new key: it misses (synthesis
+prompts share a block chosen for a group of documents of the shard, so re-sharding that stage
+regroups its documents and generates again).
 
 One small JSON file per entry under `cache/llm/<2 hex>/<key>.json`, written atomically
 (temp file + rename): many Ray workers can write at once, and two writers of the same key
@@ -94,7 +96,7 @@ class CachedEngine:
 def _entry(res: Result) -> dict:
     return {
         "text": res.text, "finish_reason": res.finish_reason,
-        "prompt_tokens": res.prompt_tokens, "output_tokens": res.output_tokens,
+        "prompt_tokens": res.prompt_tokens, "output_tokens": res.output_tokens, "cached_tokens": res.cached_tokens,
     }
 
 
@@ -102,6 +104,7 @@ def _parse(raw: bytes) -> dict | None:
     """A stored entry, or None when it is unreadable (then the request is generated again)."""
     try:
         entry = json.loads(raw)
-        return {k: entry[k] for k in ("text", "finish_reason", "prompt_tokens", "output_tokens")}
+        fields = {k: entry[k] for k in ("text", "finish_reason", "prompt_tokens", "output_tokens")}
+        return {**fields, "cached_tokens": int(entry.get("cached_tokens", 0))}
     except (ValueError, KeyError, TypeError):
         return None

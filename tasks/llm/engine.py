@@ -1,7 +1,7 @@
 """The engine protocol: requests in, results out, whatever serves the model.
 
 A `Request` carries chat messages, a JSON schema and sampling settings; a `Result` carries
-the raw text, why generation stopped, and token usage. `complete()` turns results into
+the raw text, why generation stopped, and token usage (prompt, cached prefix, output). `complete()` turns results into
 validated pydantic objects or counted errors: a result never silently becomes a row.
 """
 
@@ -26,6 +26,9 @@ class Request:
     temperature: float = 0.7
     seed: int = 0
     frequency_penalty: float = 0.0
+    # Requests of one group share a long prompt prefix: engines keep them together and in order
+    # (one replica, consecutive), so the prefix is prefilled once. Not part of the output.
+    group: str = ""
 
     def sampling_seed(self) -> int:
         """Seed derived from the request id: the same request samples the same text in any batch."""
@@ -41,6 +44,7 @@ class Result:
     prompt_tokens: int = 0
     output_tokens: int = 0
     error: str | None = None
+    cached_tokens: int = 0  # prompt tokens served from the engine's prefix cache
     latency_s: float = 0.0
 
 
@@ -64,7 +68,7 @@ class Parsed:
 
 
 def parse_result(result: Result, model: type[M]) -> Parsed:
-    usage = {"prompt_tokens": result.prompt_tokens, "output_tokens": result.output_tokens}
+    usage = {"prompt_tokens": result.prompt_tokens, "cached_tokens": result.cached_tokens, "output_tokens": result.output_tokens}
 
     def fail(reason: str, error: str) -> Parsed:
         return Parsed(result.id, None, error, reason, result.text, usage)

@@ -59,6 +59,7 @@ class OpenAIEngine:
                 finish_reason=choice.finish_reason,
                 prompt_tokens=usage.prompt_tokens if usage else 0,
                 output_tokens=usage.completion_tokens if usage else 0,
+                cached_tokens=cached_tokens(usage),
                 latency_s=time.perf_counter() - start,
             )
 
@@ -69,3 +70,10 @@ class OpenAIEngine:
 
     def generate(self, requests: list[Request]) -> list[Result]:
         return asyncio.run(self._all(requests))
+
+
+def cached_tokens(usage) -> int:
+    """Prompt tokens the server took from its prefix cache, when it reports them (vLLM does
+    with --enable-prompt-tokens-details)."""
+    details = getattr(usage, "prompt_tokens_details", None) if usage else None
+    return int(getattr(details, "cached_tokens", None) or 0)

@@ -1,7 +1,10 @@
-"""The vLLM engine in a long-lived Ray actor, shared by every shard of every stage.
+"""The vLLM engine in a pool of long-lived Ray actors, shared by every shard of every stage.
 
-The actor is named after the engine config, so any task or flow in the same Ray cluster
-finds the running engine instead of loading the model again.
+The actors are named after the engine config, so any task or flow in the same Ray cluster
+finds the running pool instead of loading the model again. The pool has `engine.replicas`
+actors, by default one per `tensor_parallel_size` GPUs of the cluster (one without GPUs).
+Each batch is split across them, prompt groups kept whole, and the results are gathered in
+request order.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import ray
 
 from tasks.core.config import EngineConfig
+from tasks.llm.dispatch import gather, split
 from tasks.llm.engine import Request, Result
 from tasks.llm.models import display_name
 from tasks.llm.vllm_engine import VLLMEngine, cpu_engine_env
@@ -36,17 +40,24 @@ class EngineActor:
 
 
 class RayEngine:
-    """`Engine` protocol over the actor: picklable, so Ray tasks can carry it."""
+    """`Engine` protocol over the pool's actors: picklable, so Ray tasks can carry it."""
 
-    def __init__(self, handle, model_name: str):
-        self.handle = handle
+    def __init__(self, handles: list, model_name: str):
+        self.handles = list(handles)
         self.model_name = model_name
+        self.calls = 0
 
     def generate(self, requests: list[Request]) -> list[Result]:
-        return ray.get(self.handle.generate.remote(requests))
+        parts = [p for p in split(requests, len(self.handles)) if p] if requests else []
+        # small batches (repairs) fill fewer parts than replicas: start each call one replica on
+        first = self.calls % len(self.handles)
+        self.calls += 1
+        handles = self.handles[first:] + self.handles[:first]
+        refs = [h.generate.remote([requests[i] for i in p]) for h, p in zip(handles, parts)]
+        return gather(len(requests), parts, ray.get(refs))
 
     def wait_ready(self) -> str:
-        return ray.get(self.handle.ready.remote())
+        return ray.get([h.ready.remote() for h in self.handles])[0]
 
 
 # Ray destroys a named (non-detached) actor as soon as no handle to it is left, so the
@@ -54,27 +65,38 @@ class RayEngine:
 _HANDLES: dict[tuple[str, str], RayEngine] = {}
 
 
-def actor_name(cfg: EngineConfig) -> str:
-    return "engine-" + hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+def actor_name(cfg: EngineConfig, replica: int = 0) -> str:
+    """Replica 0 carries the pool's name; replica i > 0 the name with '-i'."""
+    name = "engine-" + hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+    return name if replica == 0 else f"{name}-{replica}"
+
+
+def pool_size(cfg: EngineConfig, cluster_gpus: float) -> int:
+    """engine.replicas when set; else one engine per tensor_parallel_size GPUs; 1 on CPU."""
+    if cfg.replicas:
+        return cfg.replicas
+    return max(1, int(cluster_gpus // cfg.tensor_parallel_size))
 
 
 def engine_actor(cfg: EngineConfig) -> RayEngine:
-    """Get or start the engine actor for this config (start returns at once; loading goes on)."""
+    """Get or start the engine pool for this config (start returns at once; loading goes on)."""
     name = actor_name(cfg)
     key = (ray.get_runtime_context().get_job_id(), name)
     if key not in _HANDLES:
-        _HANDLES[key] = _start(cfg, name)
+        _HANDLES[key] = _start(cfg)
     return _HANDLES[key]
 
 
-def _start(cfg: EngineConfig, name: str) -> RayEngine:
+def _start(cfg: EngineConfig) -> RayEngine:
     # the cluster's GPUs, not this process's: in cluster mode the flow runs on a node without any
-    gpu = ray.cluster_resources().get("GPU", 0) >= cfg.tensor_parallel_size
-    options = dict(name=name, namespace=NAMESPACE, get_if_exists=True, max_restarts=1)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    gpu = gpus >= cfg.tensor_parallel_size
+    options = dict(namespace=NAMESPACE, get_if_exists=True, max_restarts=1)
     if gpu:
         options["num_gpus"] = cfg.tensor_parallel_size
     else:
         options["num_cpus"] = 1
         options["runtime_env"] = {"env_vars": cpu_engine_env(cfg)}
-    handle = ray.remote(EngineActor).options(**options).remote(cfg)
-    return RayEngine(handle, display_name(cfg.model))
+    actor = ray.remote(EngineActor)
+    handles = [actor.options(name=actor_name(cfg, i), **options).remote(cfg) for i in range(pool_size(cfg, gpus))]
+    return RayEngine(handles, display_name(cfg.model))

@@ -113,6 +113,7 @@ class VLLMEngine:
                     text=choice.text,
                     finish_reason=choice.finish_reason,
                     prompt_tokens=len(out.prompt_token_ids or []),
+                    cached_tokens=out.num_cached_tokens or 0,
                     output_tokens=len(choice.token_ids),
                     latency_s=latency,
                 )

@@ -35,7 +35,7 @@ class Handler(BaseHTTPRequestHandler):
         reply = {
             "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18, "prompt_tokens_details": {"cached_tokens": 4}},
         }
         data = json.dumps(reply).encode()
         self.send_response(200)
@@ -61,7 +61,7 @@ def test_requests_carry_schema_and_key_and_retry_5xx(server, monkeypatch):
     reqs = [Request(f"r{i}", [{"role": "user", "content": f"question {i}"}], schema_for(SeedAnalysis)) for i in range(4)]
     out = complete(eng, reqs, SeedAnalysis)
     assert [o.value.intent for o in out] == [f"question {i}" for i in range(4)]
-    assert out[0].usage == {"prompt_tokens": 11, "output_tokens": 7}
+    assert out[0].usage == {"prompt_tokens": 11, "cached_tokens": 4, "output_tokens": 7}
     assert len(Handler.calls) == 5  # one 503, retried
     first = Handler.calls[-1]
     assert first["auth"] == "Bearer secret-123"

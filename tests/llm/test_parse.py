@@ -91,7 +91,7 @@ def test_one_repair_attempt_then_quarantine_with_both_raw_texts():
     repair = engine.asked[1][0]
     assert repair.id == "1:repair" and "not JSON" in repair.messages[-1]["content"] and repair.max_tokens == 236
     assert out[0].value and out[0].attempts == 1
-    assert out[1].value and out[1].attempts == 2 and out[1].id == "1" and out[1].usage == {"prompt_tokens": 14, "output_tokens": 6}
+    assert out[1].value and out[1].attempts == 2 and out[1].id == "1" and out[1].usage == {"prompt_tokens": 14, "cached_tokens": 0, "output_tokens": 6}
     assert out[2].value is None and out[2].attempts == 2 and out[2].reason == "llm_invalid_json"
     assert "after one repair attempt" in out[2].error and "keywords" in out[2].error
     assert "--- repair attempt ---" in out[2].raw and "still not json" in out[2].raw

@@ -26,3 +26,20 @@ def test_structured_output_from_the_bundled_model(engine):
     assert all(o.reason in ("llm_truncated", "llm_schema_mismatch", "llm_invalid_json") for o in out if o.value is None)
     assert all(o.usage["output_tokens"] > 0 for o in out)
     assert engine.model_name == "SmolLM2-135M-Instruct"
+    assert len(engine.handles) == 1  # the pool on a machine without GPUs: one engine
+
+
+def test_the_pool_keeps_a_group_together_and_its_prefix_is_cached(engine):
+    import ray
+
+    shared = "You answer in JSON. " + " ".join(f"Background fact {i}: the sky is blue." for i in range(60))
+    reqs = [
+        Request(f"g{i}", [{"role": "system", "content": shared}, {"role": "user", "content": f"Name color {i}."}],
+                schema_for(SeedAnalysis), max_tokens=64, temperature=0.0, group="shared")
+        for i in range(3)
+    ]
+    before = ray.get(engine.handles[0].stats.remote())["batches"]
+    out = engine.generate(reqs)
+    assert [r.id for r in out] == ["g0", "g1", "g2"]
+    assert ray.get(engine.handles[0].stats.remote())["batches"] == before + 1
+    assert all(r.cached_tokens >= 0.8 * r.prompt_tokens for r in out[1:])  # prefilled once

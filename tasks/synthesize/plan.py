@@ -1,0 +1,101 @@
+"""The synthesis requests of a shard, grouped so that the engine's prefix cache does the work.
+
+Documents are grouped by meaning (see groups.py). Each group shares one demonstration
+block, chosen for the group (see demos.py) and byte-identical in every prompt of the group:
+system prompt, then the block, then the document. The requests of a group are consecutive and
+carry the group's name, so the engine prefills the shared part once and keeps the group on
+one replica. The block fits the token budget on top of the group's longest document, so every
+prompt of the group is within `prompt_tokens`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.attribute.retrieve import passages
+from tasks.core.context import StageContext
+from tasks.core.embeddings import embed
+from tasks.core.prompts import Prompt, load_prompt
+from tasks.llm.engine import Request, schema_for
+from tasks.synthesize.demos import choose, demonstration_vectors, draw, render_demonstration
+from tasks.synthesize.groups import group_documents, unit
+from tasks.synthesize.outputs import Synthesis
+
+PROMPT = Path(__file__).parent / "prompts" / "synthesize.yaml"
+
+
+@dataclass
+class Planned:
+    """One document's request, the demonstrations it shows and the group it belongs to."""
+
+    doc: dict
+    request: Request
+    demonstration_ids: list[str]
+    group: int
+    shared_tokens: int  # tokens of the group's demonstration block
+
+
+def demonstration_blocks(prompt: Prompt, demos: list[dict], ctx: StageContext) -> dict[str, tuple[str, int]]:
+    """demo id -> (rendered block, its token count), once per shard."""
+    doc_tokens = ctx.cfg.synthesize.demonstration_document_tokens
+    blocks = {}
+    for demo in demos:
+        block = render_demonstration(prompt, demo, ctx.tokens, doc_tokens)
+        blocks[demo["id"]] = (block, ctx.tokens.count(block) + 2)  # + the blank lines between blocks
+    return blocks
+
+
+def embeddings(docs: list[dict], demos: list[dict], ctx: StageContext) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Document and demonstration vectors, or None where the config needs none (group_size 1
+    and similar_fraction 0 is the method's per-document random draw)."""
+    s = ctx.cfg.synthesize
+    if s.group_size == 1 and s.similar_fraction == 0:
+        return None, None
+    texts = passages(pa.table({"title": [d["title"] for d in docs], "text": [d["text"] for d in docs]}))
+    doc_vectors = embed(texts, ctx.cfg.embedder)
+    if s.similar_fraction == 0:
+        return doc_vectors, None
+    demo_vectors = ctx.extras.get("demonstration_vectors")
+    if demo_vectors is None:
+        demo_vectors = demonstration_vectors(ctx.lake, demos, ctx.cfg.embedder)
+    return doc_vectors, demo_vectors
+
+
+def group_rng(seed: int, doc_ids: list[str]) -> random.Random:
+    """The random draw of a group depends on the seed and its documents only."""
+    return random.Random(f"{seed}:{'|'.join(sorted(doc_ids))}")
+
+
+def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> list[Planned]:
+    """One request per document, in group order (members of a group are consecutive)."""
+    s = ctx.cfg.synthesize
+    prompt = load_prompt(PROMPT)
+    schema = schema_for(Synthesis)
+    blocks = demonstration_blocks(prompt, demos, ctx)
+    texts = [ctx.tokens.cut(d["text"], s.document_tokens) for d in docs]
+    bases = [
+        ctx.tokens.count_messages(prompt.messages(demonstrations=[], title=d["title"], document=t))
+        for d, t in zip(docs, texts)
+    ]
+    doc_vectors, demo_vectors = embeddings(docs, demos, ctx)
+    groups = group_documents(doc_vectors, s.group_size, ctx.cfg.seed) if doc_vectors is not None else [[i] for i in range(len(docs))]
+    planned = []
+    for g, members in enumerate(groups):
+        similarity = demo_vectors @ unit(doc_vectors[members].mean(axis=0)) if demo_vectors is not None else None
+        ids = [docs[i]["id"] for i in members]
+        rng = group_rng(ctx.cfg.seed, ids)
+        candidates = draw(demos, similarity, set(ids), s.max_demonstrations, s.similar_fraction, rng)
+        chosen = choose(candidates, blocks, max(bases[i] for i in members), s.prompt_tokens)
+        shown = [blocks[d["id"]][0] for d in chosen]
+        shared = sum(blocks[d["id"]][1] for d in chosen)
+        for i in members:
+            messages = prompt.messages(demonstrations=shown, title=docs[i]["title"], document=texts[i])
+            request = ctx.request(f"syn:{prompt.version}:{docs[i]['id']}", messages, schema, s.max_output_tokens, s.temperature)
+            request = replace(request, group=f"syn:{g}")
+            planned.append(Planned(docs[i], request, [d["id"] for d in chosen], g, shared))
+    return planned

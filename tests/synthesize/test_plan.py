@@ -1,0 +1,96 @@
+"""Synthesis requests in groups: a shared, byte-identical demonstration block per group, within
+the token budget in real tokens (the bundled model's tokenizer), similar demonstrations first."""
+
+from collections import Counter
+
+from tasks.core.config import FactoryConfig
+from tasks.core.context import StageContext
+from tasks.core.lake import Lake
+from tasks.synthesize.plan import build_requests
+
+TOPICS = {
+    "bread": "Sourdough bread rises because a starter of wild yeast and lactobacilli ferments the flour; feed the starter, knead the dough, proof it overnight and bake it in a hot Dutch oven.",
+    "git": "Git rebase replays your commits on top of another branch, giving a linear history, while git merge records a merge commit; never rebase commits that others have pulled.",
+    "money": "The 50/30/20 budget splits take-home pay into needs, wants and savings; track rent, groceries and debt payments, then move a fifth of each paycheck into savings.",
+}
+
+
+def _docs(per_topic: int, words: int = 40) -> list[dict]:
+    docs = []
+    for topic, text in TOPICS.items():
+        for i in range(per_topic):
+            body = " ".join([text] * (1 + (words * (i + 1)) // len(text.split())))
+            docs.append({"id": f"{topic}{i}", "title": f"{topic.title()} notes {i}", "text": body, "url": f"https://x/{topic}{i}"})
+    return docs
+
+
+def _demos() -> list[dict]:
+    demos = []
+    for topic, text in TOPICS.items():
+        for i in range(4):
+            demos.append({
+                "id": f"demo-{topic}{i}", "document_id": f"other-{topic}{i}", "document_text": text * 3,
+                "seed_prompt": f"Help me with {topic}, question {i}.", "scene": f"A person learning about {topic}.",
+                "query_compositions": {"ability": "explain", "knowledge": topic, "extra_information": "none", "output": "steps"},
+            })
+    return demos
+
+
+def _ctx(lake_dir: str, **synthesize) -> StageContext:
+    settings = {"prompt_tokens": 1400, "document_tokens": 300, "demonstration_document_tokens": 80, "group_size": 4, **synthesize}
+    return StageContext(cfg=FactoryConfig(lake=lake_dir, synthesize=settings), lake=Lake(lake_dir))
+
+
+def _user(plan) -> str:
+    return plan.request.messages[1]["content"]
+
+
+def test_groups_share_one_block_within_budget(lake_dir):
+    ctx = _ctx(lake_dir)
+    docs = _docs(4)
+    plans = build_requests(docs, _demos(), ctx)
+    assert sorted(p.doc["id"] for p in plans) == sorted(d["id"] for d in docs)
+    groups = [p.group for p in plans]
+    assert groups == sorted(groups) and max(Counter(groups).values()) <= 4  # members are consecutive
+    for g in set(groups):
+        members = [p for p in plans if p.group == g]
+        assert len({p.request.group for p in members}) == 1
+        assert len({tuple(p.demonstration_ids) for p in members}) == 1
+        block = _user(members[0]).split("## New document")[0]
+        assert block and all(_user(p).startswith(block) for p in members)  # byte-identical prefix
+        assert len({p.request.messages[0]["content"] for p in members}) == 1  # system prompt first
+        assert len({p.doc["id"].rstrip("0123456789") for p in members}) == 1  # similar documents together
+    for p in plans:
+        assert ctx.tokens.count_messages(p.request.messages) <= 1400  # the longest document of the group fits too
+        assert p.request.id.startswith("syn:synthesize@")
+
+
+def test_similar_demonstrations_come_first_and_mix_with_random_ones(lake_dir):
+    plans = build_requests(_docs(4), _demos(), _ctx(lake_dir, max_demonstrations=4, prompt_tokens=3000))
+    for p in plans:
+        topic = p.doc["id"].rstrip("0123456789")
+        ids = p.demonstration_ids
+        assert len(ids) == 4 and ids[0].startswith(f"demo-{topic}") and ids[2].startswith(f"demo-{topic}")
+    all_similar = build_requests(_docs(4), _demos(), _ctx(lake_dir, max_demonstrations=4, prompt_tokens=3000, similar_fraction=1.0))
+    for p in all_similar:
+        assert all(i.startswith(f"demo-{p.doc['id'].rstrip('0123456789')}") for i in p.demonstration_ids)
+
+
+def test_seeded_and_per_document_draw_when_group_size_is_one(lake_dir):
+    first = build_requests(_docs(3), _demos(), _ctx(lake_dir))
+    again = build_requests(_docs(3), _demos(), _ctx(lake_dir))
+    assert [p.request.messages for p in first] == [p.request.messages for p in again]
+    single = build_requests(_docs(3), _demos(), _ctx(lake_dir, group_size=1, similar_fraction=0.0))
+    assert len({p.group for p in single}) == 9 and [p.doc["id"] for p in single] == [d["id"] for d in _docs(3)]
+    assert len({tuple(p.demonstration_ids) for p in single}) > 1  # each document draws its own
+    long = build_requests(_docs(1, words=600), _demos(), _ctx(lake_dir))
+    assert all(_user(p).split("## New document")[1].rstrip().endswith("…\n</document>") for p in long)  # cut by tokens
+
+
+def test_demonstrations_of_the_groups_own_documents_are_left_out(lake_dir):
+    demos = _demos()
+    docs = _docs(2)
+    demos[0]["document_id"] = docs[0]["id"]  # a bread demonstration grounded in bread0 itself
+    plans = build_requests(docs, demos, _ctx(lake_dir, similar_fraction=1.0))
+    shown = {i for p in plans if p.doc["id"] in ("bread0", "bread1") for i in p.demonstration_ids}
+    assert demos[0]["id"] not in shown and shown
