@@ -24,7 +24,14 @@ from tasks.ingest.sources import plan
 def crawl_task(seeds: list[str], config: FactoryConfig, n_seeds: int) -> list[dict]:
     """The crawl runs in one Ray task (it is I/O-bound and polite per host, not CPU-bound)."""
     ref = ray.remote(crawl_to_lake).options(num_cpus=0.5).remote(seeds, config.ingest.crawl, config.lake, config.shard_size)
-    return ray.get(ref)
+    summary = ray.get(ref)
+    stats = summary.get("stats", {})
+    get_run_logger().info(
+        "crawl %s: %d pages, %d refused or failed %s, %s requests, %s retries",
+        "reused from the lake" if summary.get("reused") else "finished", stats.get("pages", 0),
+        sum(summary["rejected"].values()), summary["rejected"] or "", stats.get("requests", 0), stats.get("retries", 0),
+    )
+    return summary["units"]
 
 
 @task(cache_policy=NONE)

@@ -29,7 +29,6 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import fsspec
 import httpcore
 import httpx
 
@@ -42,24 +41,7 @@ from tasks.ingest.raw import RawPage
 from tasks.ingest.robots import SiteRules, extract_links, host_of, normalize_url, origin_of
 
 STAGE = "ingest"
-_INLINE_COMMENT = re.compile(r"\s+#.*$")
 _UNICODE_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-
-
-def read_seed_file(path: str) -> list[str]:
-    """The URLs of a seed file (local path or fsspec URL): one a line, '#' starts a comment."""
-    fs, where = fsspec.core.url_to_fs(path)
-    if not fs.isfile(where):
-        raise InputError(f"seed URL file {path} does not exist: write one URL per line ('#' starts a comment)")
-    try:
-        text = fs.cat_file(where).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read seed URL file {path} ({exc}): it must be UTF-8 text, one URL per line") from exc
-    urls = [_INLINE_COMMENT.sub("", line).strip() for line in text.splitlines()]
-    urls = [u for u in urls if u and not u.startswith("#")]
-    if not urls:
-        raise InputError(f"seed URL file {path} has no URLs (only blank lines or comments)")
-    return urls
 
 
 def _content_type(headers: httpx.Headers) -> tuple[str, str | None]:

@@ -42,15 +42,16 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
-def crawl_to_lake(seeds: list[str], cfg: CrawlConfig, lake_url: str, shard_pages: int) -> list[dict]:
-    """Crawl (unless this crawl already finished) and return one unit per crawled shard."""
+def crawl_to_lake(seeds: list[str], cfg: CrawlConfig, lake_url: str, shard_pages: int) -> dict:
+    """Crawl (unless this crawl already finished); returns the crawl's summary: one unit per
+    crawled shard, rejections by reason, and the crawler's counts (requests, retries, ...)."""
     lake = Lake(lake_url)
     cid = crawl_id(seeds, cfg)
     marker = _done_marker(lake, cid)
     if lake.fs.exists(marker):
-        return json.loads(lake.fs.cat_file(marker))["units"]
-    units, reasons = [], Counter()
-    for n, batch in enumerate(_batches(crawl(seeds, cfg), shard_pages)):
+        return {**json.loads(lake.fs.cat_file(marker)), "reused": True}
+    units, reasons, stats = [], Counter(), {}
+    for n, batch in enumerate(_batches(crawl(seeds, cfg, stats), shard_pages)):
         pages = [_page_row(x) for x in batch if isinstance(x, RawPage)]
         refused = [x for x in batch if not isinstance(x, RawPage)]
         reasons.update(r["reason"] for r in refused)
@@ -59,9 +60,9 @@ def crawl_to_lake(seeds: list[str], cfg: CrawlConfig, lake_url: str, shard_pages
             DATASET, shard, StageResult(table(pages, PAGES), table(refused, REJECTED)), input_id=cid, config=cid
         )
         units.append({"kind": "crawled", "uri": shard, "start": 0, "stop": -1, "stamp": row["checksum"]})
-    summary = {"seeds": seeds, "units": units, "rejected": dict(reasons)}
-    lake.write_bytes(marker, json.dumps(summary).encode())
-    return units
+    summary = {"seeds": seeds, "units": units, "rejected": dict(reasons), "stats": stats}
+    lake.write_bytes(marker, json.dumps(summary, default=str).encode())
+    return summary
 
 
 def read_crawled(lake: Lake, shard: str) -> Iterator[RawPage | dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -65,8 +66,10 @@ def file_kind(name: str) -> str | None:
 
 
 def is_crawl_seed(source: str) -> bool:
+    """An http(s) URL is a page to crawl (fetched politely, behind the address guard) unless it
+    names a data file (WARC/WET, JSONL, Parquet), which is read like any remote file."""
     parsed = urlparse(source)
-    return parsed.scheme in ("http", "https") and file_kind(parsed.path) is None
+    return parsed.scheme in ("http", "https") and file_kind(parsed.path) in (None, "html")
 
 
 def unit(kind: str, uri: str, stamp: str, start: int = 0, stop: int = -1) -> dict:
@@ -83,8 +86,11 @@ def file_stamp(info: dict) -> str:
 # --- seeds --------------------------------------------------------------------------------
 
 
+_INLINE_COMMENT = re.compile(r"\s+#.*$")
+
+
 def read_seed_file(path: str) -> list[str]:
-    """One URL per line; blank lines and '#' comments skipped."""
+    """One URL per line; blank lines and '#' comments (whole-line or after the URL) skipped."""
     try:
         with fsspec.open(path, "rt", encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -92,7 +98,7 @@ def read_seed_file(path: str) -> list[str]:
         raise InputError(f"urls:{path}: cannot read the seed file ({e}).") from e
     urls = []
     for number, line in enumerate(lines, 1):
-        line = line.strip()
+        line = _INLINE_COMMENT.sub("", line).strip()
         if not line or line.startswith("#"):
             continue
         if urlparse(line).scheme not in ("http", "https"):

@@ -22,7 +22,7 @@ import pytest
 
 from tasks.core.config import CrawlConfig
 from tasks.core.errors import InputError
-from tasks.ingest.crawl import crawl, read_seed_file
+from tasks.ingest.crawl import crawl
 from tasks.ingest.raw import RawPage
 from tasks.ingest.robots import extract_links, normalize_url, parse_sitemap, rules_from_text
 
@@ -607,15 +607,7 @@ def test_invalid_and_duplicate_seeds(site_at):
     assert [r["reason"] for r in rejected.values()] == ["invalid_url"] * 3
 
 
-def test_seed_file(tmp_path):
-    path = tmp_path / "seeds.txt"
-    path.write_text("# news sites\nhttps://a.example/\n\n  https://b.example/x  # second\n")
-    assert read_seed_file(str(path)) == ["https://a.example/", "https://b.example/x"]
-    with pytest.raises(InputError, match="does not exist"):
-        read_seed_file(str(tmp_path / "missing.txt"))
-    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
-    with pytest.raises(InputError, match="no URLs"):
-        read_seed_file(str(tmp_path / "empty.txt"))
+def test_empty_seed_list_is_refused():
     with pytest.raises(InputError, match="seed URLs"):
         crawl([], cfg())
 

@@ -70,7 +70,13 @@ def test_oversized_page_is_rejected_unparsed():
 
 
 def test_language_allow_list():
-    german = " ".join(["Der Sauerteig braucht Zeit, Wärme und regelmäßiges Füttern mit Mehl und Wasser."] * 8)
+    german = (
+        "Der Sauerteig braucht Zeit, Wärme und regelmäßiges Füttern mit Mehl und Wasser. Am ersten Tag "
+        "verrührt man gleiche Teile Roggenmehl und lauwarmes Wasser in einem sauberen Glas und deckt es locker ab. "
+        "Nach etwa vierundzwanzig Stunden zeigen sich die ersten Bläschen, dann nimmt man die Hälfte weg und füttert "
+        "erneut. Ein kräftiger Ansatz verdoppelt sein Volumen innerhalb von sechs Stunden und riecht angenehm säuerlich, "
+        "ein wenig nach Joghurt. Wer im Winter backt, stellt das Glas in die Nähe der Heizung, aber nicht direkt darauf."
+    )
     doc, rej = extract_page(_page(text=german), CFG)
     assert doc is None and rej["reason"] == "language_not_allowed" and "de" in rej["detail"]
     doc, rej = extract_page(_page(text=german), IngestConfig(languages=[]))

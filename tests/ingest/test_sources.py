@@ -111,14 +111,18 @@ def test_sample_is_the_bundled_pages():
 
 def test_crawl_seeds_from_urls_and_seed_files(tmp_path):
     seeds = tmp_path / "seeds.txt"
-    seeds.write_text("# docs to crawl\nhttps://a.example/docs\n\n  https://b.example/  \nhttps://a.example/docs\n")
+    seeds.write_text("# docs to crawl\nhttps://a.example/docs\n\n  https://b.example/  # home\nhttps://a.example/docs\n")
     found = plan(["https://c.example/", f"urls:{seeds}", "sample"], CFG, 100)
     assert found.crawl_seeds == ["https://c.example/", "https://a.example/docs", "https://b.example/"]
     assert found.summary["html"] == 38
     assert is_crawl_seed("http://a.example/blog/") and is_crawl_seed("https://a.example/page?id=3")
-    for url in ("https://data.example/cc/x.warc.gz", "https://data.example/a.jsonl", "https://x.example/p.html"):
+    assert is_crawl_seed("https://x.example/p.html")  # a web page is crawled, behind the address guard
+    for url in ("https://data.example/cc/x.warc.gz", "https://data.example/a.jsonl"):
         assert not is_crawl_seed(url)
     assert not is_crawl_seed("/data/pages")
+    (tmp_path / "empty.txt").write_text("# nothing yet\n\n")
+    with pytest.raises(InputError, match="holds no URLs"):
+        plan([f"urls:{tmp_path / 'empty.txt'}"], CFG, 10)
     seeds.write_text("ftp://a.example/\n")
     with pytest.raises(InputError, match="line 1.*not an http"):
         plan([f"urls:{seeds}"], CFG, 10)
