@@ -35,8 +35,8 @@ import httpx
 from tasks.core.config import CrawlConfig
 from tasks.core.errors import InputError
 from tasks.core.records import rejection
-from tasks.ingest.netguard import (AddressGuard, Fetched, Fetcher, GuardedBackend, Politeness, Refusal, Resolver,
-                                   resolve_host)
+from tasks.ingest.fetch import Fetched, Fetcher, Politeness, Refusal
+from tasks.ingest.netguard import AddressGuard, GuardedBackend, Resolver, resolve_host
 from tasks.ingest.raw import RawPage
 from tasks.ingest.robots import SiteRules, extract_links, host_of, normalize_url, origin_of
 

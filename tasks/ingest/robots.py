@@ -25,7 +25,8 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from lxml import etree
 
-from tasks.ingest.netguard import BoundedBody, Fetcher, Politeness, Refusal
+from tasks.ingest.fetch import Fetcher, Politeness, Refusal
+from tasks.ingest.netguard import BoundedBody
 
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least the first 500 KiB
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five

@@ -14,8 +14,9 @@ import zlib
 import httpx
 import pytest
 
-from tasks.ingest.netguard import AddressGuard, BlockedAddress, BoundedBody, Politeness, TooLarge, \
-    UnsupportedEncoding, is_public_address, retry_after_s
+from tasks.ingest.fetch import Politeness, retry_after_s
+from tasks.ingest.netguard import AddressGuard, BlockedAddress, BoundedBody, TooLarge, UnsupportedEncoding, \
+    is_public_address
 from tests.ingest.test_crawl import cfg, gzip_of_zeros, loopback_only, redirect, run, site_at, urls  # noqa: F401
 
 REFUSED = [
