@@ -1,0 +1,48 @@
+"""Line rules from C4 and FineWeb: prose lines end in punctuation, and are not mostly short.
+
+Menus, tag clouds, tables and link lists are made of short lines that end in no punctuation;
+paragraphs of prose end in a full stop, a question or an exclamation. C4 dropped every line
+without terminal punctuation; FineWeb softened that to a share of lines per document, which is
+what these rules measure (a recipe's ingredient list does not sink the recipe).
+"""
+
+from __future__ import annotations
+
+from tasks.core.config import QualityConfig
+from tasks.ingest.filters.base import DocView, Filter, setting, share
+
+# A sentence's last mark, in Latin, CJK, Arabic and Devanagari scripts.
+TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡؟।")
+# Closing marks that may follow the sentence's last mark: 'He said "stop."' ends a sentence.
+CLOSERS = "\"'”’»)]*_"
+SHORT_LINE_CHARS = 30  # FineWeb's bound for a short line
+
+
+def _ends_sentence(line: str) -> bool:
+    end = line.rstrip(CLOSERS)
+    return bool(end) and end[-1] in TERMINAL_PUNCTUATION
+
+
+def terminal_punctuation(view: DocView, cfg: QualityConfig) -> str | None:
+    ended = sum(1 for line in view.lines if _ends_sentence(line))
+    ratio = share(ended, len(view.lines))
+    if ratio < cfg.min_terminal_punctuation_lines:
+        return f"{ended} of {len(view.lines)} lines end in terminal punctuation ({ratio:.2f}) < " + setting(
+            "min_terminal_punctuation_lines", cfg.min_terminal_punctuation_lines
+        )
+    return None
+
+
+def short_lines(view: DocView, cfg: QualityConfig) -> str | None:
+    short = sum(1 for line in view.lines if len(line) < SHORT_LINE_CHARS)
+    ratio = share(short, len(view.lines))
+    if ratio > cfg.max_short_lines:
+        measured = f"{short} of {len(view.lines)} lines are under {SHORT_LINE_CHARS} characters ({ratio:.2f})"
+        return f"{measured} > {setting('max_short_lines', cfg.max_short_lines)}"
+    return None
+
+
+FILTERS = [
+    Filter("fineweb_terminal_punctuation", terminal_punctuation),
+    Filter("fineweb_short_lines", short_lines),
+]
