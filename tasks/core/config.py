@@ -67,6 +67,13 @@ class EngineConfig(_Section):
         None, description="Tokenizer folder or name for token budgets; defaults to the model."
     )
     seed: int = Field(0, description="Sampling seed, so a rerun writes the same rows.")
+    seed_per_request: bool = Field(
+        True,
+        description="Give each request its own sampling seed (derived from its id), so a request samples "
+        "the same text in any batch. vLLM's CPU build cannot resume a seeded sampler across chunked "
+        "prefill and stops serving on the first long prompt: the in-process engine drops it on CPU by "
+        "itself; set false for an OpenAI-compatible server running the CPU build.",
+    )
 
 
 class CrawlConfig(_Section):
@@ -114,7 +121,7 @@ class QualityConfig(_Section):
     max_symbol_word_ratio: float = Field(0.1, description="Gopher: '#' and '...' per word.")
     max_bullet_lines: float = Field(0.9, description="Gopher: share of lines starting with a bullet.")
     max_ellipsis_lines: float = Field(0.3, description="Gopher: share of lines ending in an ellipsis.")
-    min_alpha_words: float = Field(0.8, description="Gopher: share of words with at least one letter.")
+    min_alpha_words: float = Field(0.8, description="Gopher: share of word characters in words with at least one letter.")
     min_stop_words: int = Field(2, description="Gopher: real prose has at least this many English stop words (English only).")
     max_duplicate_lines: float = Field(0.3, description="Gopher: share of lines that repeat an earlier line.")
     max_duplicate_line_chars: float = Field(0.2, description="Gopher: share of characters in repeated lines.")
