@@ -53,16 +53,32 @@ def deploy_all(pool: str = POOL) -> list[str]:
     return (["work pool 'synthq' created"] if created else []) + [f"{f}/{DEPLOYMENT}" for f in FLOWS]
 
 
+def run_parameters(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The run's parameters: only the overridden keys, with their validated values.
+
+    A bad key or value fails here, not in the worker; a single source becomes a list and "4"
+    becomes 4, so the server's check against the flow's parameter schema agrees.
+    """
+    dumped = load_config(None, overrides).model_dump(mode="json")
+    picked = {}
+    for key in overrides:
+        value: Any = dumped
+        for part in key.split("."):
+            value = value[part]
+        picked[key] = value
+    return {"config": nested(picked)}
+
+
 def trigger(flow: str, overrides: dict[str, Any], wait: bool = False, timeout_s: float | None = None):
     """Start a run of `flow`'s deployment; returns the flow run (final state when waiting)."""
     if flow not in FLOWS:
         raise ConfigError(f"Unknown flow '{flow}': choose one of {', '.join(FLOWS)}.")
-    load_config(None, overrides)  # a bad key or value fails here, not in the worker
+    parameters = run_parameters(overrides)
     from prefect.deployments import run_deployment
 
     try:
         return run_deployment(
-            f"{flow}/{DEPLOYMENT}", parameters={"config": nested(overrides)},
+            f"{flow}/{DEPLOYMENT}", parameters=parameters,
             timeout=(timeout_s if wait else 0), as_subflow=False,
         )
     except ObjectNotFound:

@@ -8,7 +8,7 @@ from prefect import Flow
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, trigger
+from flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, run_parameters, trigger
 from tasks.core.config import nested
 from tasks.core.errors import ConfigError
 
@@ -48,3 +48,8 @@ def test_overrides_become_the_config_parameter():
     assert nested({"lake": "s3://b/l", "curate.min_score": 4, "curate.target_size": 10}) == {
         "lake": "s3://b/l", "curate": {"min_score": 4, "target_size": 10}
     }
+
+
+def test_run_parameters_carry_validated_values():
+    params = run_parameters({"ingest.sources": "/data/pages", "curate.min_score": "4"})
+    assert params == {"config": {"ingest": {"sources": ["/data/pages"]}, "curate": {"min_score": 4}}}
