@@ -1,5 +1,5 @@
-"""The crawler against real HTTP servers on loopback addresses (127.x.y.z): politeness,
-robots.txt, retries, timeouts, size caps, redirects, content checks and the SSRF guard.
+"""The crawler against real HTTP servers on loopback addresses (127.x.y.z): discovery,
+politeness, retries, timeouts, size caps, redirects, content checks and the SSRF guard.
 
 No test sends a packet outside 127.0.0.0/8: an autouse fixture fails any connection the
 crawler would open elsewhere, and the guard tests refuse before connecting."""
@@ -7,171 +7,15 @@ crawler would open elsewhere, and the guard tests refuse before connecting."""
 from __future__ import annotations
 
 import gzip
-import ipaddress
-import json
-import struct
-import subprocess
-import sys
 import threading
 import time
-import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpcore
 import pytest
 
-from tasks.core.config import CrawlConfig
 from tasks.core.errors import InputError
 from tasks.ingest.crawl import crawl
 from tasks.ingest.raw import RawPage
-from tasks.ingest.robots import extract_links, normalize_url, parse_sitemap, rules_from_text
-
-UA = "synthq-test/9.9 (+https://example.invalid/bot)"
-
-
-class Site:
-    """One HTTP/1.1 server on a loopback address. Routes map a path to (status, headers,
-    body) or to a function(handler, site) that writes the response (and closes the
-    connection when it sends no Content-Length)."""
-
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        self.routes: dict = {}
-        self.log: list[tuple[float, str, str]] = []  # (monotonic time, path, user agent)
-        self.closing = threading.Event()
-        self.sent: dict[str, int] = {}
-        site = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                site.log.append((time.monotonic(), self.path, self.headers.get("User-Agent", "")))
-                route = site.routes.get(self.path, (404, {"Content-Type": "text/plain"}, b"not found"))
-                if callable(route):
-                    return route(self, site)
-                status, headers, body = route
-                self.send_response(status)
-                for name, value in {"Content-Length": str(len(body)), **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
-
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://{host}:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def page(self, path: str, *links: str, ctype: str = "text/html; charset=utf-8") -> None:
-        body = "<html><body>" + "".join(f'<a href="{link}">{link}</a>' for link in links) + "</body></html>"
-        self.routes[path] = (200, {"Content-Type": ctype}, body.encode())
-
-    def paths(self) -> list[str]:
-        return [path for _, path, _ in self.log]
-
-    def close(self) -> None:
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# A static site in its own process, for timing: its clock is not stalled by the crawler's
-# garbage collection or the GIL, so the arrival times it prints are what a server sees.
-_STATIC_SITE = """
-import json, sys, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-routes = json.loads(sys.argv[2])
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *args): pass
-    def do_GET(self):
-        print(time.monotonic(), self.path, flush=True)
-        status, ctype, body = routes.get(self.path, [404, "text/plain", "not found"])
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body.encode())))
-        self.end_headers()
-        self.wfile.write(body.encode())
-server = ThreadingHTTPServer((sys.argv[1], 0), Handler)
-print(server.server_port, flush=True)
-server.serve_forever()
-"""
-
-
-@pytest.fixture
-def static_site_at():
-    """start(host, routes {path: (status, content type, body)}) -> (url, arrivals());
-    arrivals() stops the site and gives [(monotonic time, path)] of the requests."""
-    procs = []
-
-    def start(host: str, routes: dict) -> tuple[str, callable]:
-        proc = subprocess.Popen([sys.executable, "-c", _STATIC_SITE, host, json.dumps(routes)],
-                                stdout=subprocess.PIPE, text=True)
-        procs.append(proc)
-        port = int(proc.stdout.readline())
-
-        def arrivals() -> list[tuple[float, str]]:
-            proc.terminate()
-            lines = proc.stdout.read().split("\n")
-            return [(float(t), p) for t, p in (line.split(" ", 1) for line in lines if line)]
-
-        return f"http://{host}:{port}", arrivals
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
-def html_tree(paths_and_links: dict[str, list[str]]) -> dict:
-    links = lambda hrefs: "".join(f'<a href="{h}">{h}</a>' for h in hrefs)  # noqa: E731
-    return {path: (200, "text/html", f"<html>{links(hrefs)}</html>") for path, hrefs in paths_and_links.items()}
-
-
-@pytest.fixture
-def site_at():
-    sites = []
-
-    def make(host: str = "127.0.0.1") -> Site:
-        sites.append(Site(host))
-        return sites[-1]
-
-    yield make
-    for site in sites:
-        site.close()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-    """Every connection the crawler opens must go to loopback; anything else fails the test."""
-    real = httpcore.AnyIOBackend.connect_tcp
-
-    async def connect(self, host, port, *args, **kwargs):
-        assert ipaddress.ip_address(host).is_loopback, f"the crawler tried to connect to {host}"
-        return await real(self, host, port, *args, **kwargs)
-
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect)
-
-
-def cfg(**overrides) -> CrawlConfig:
-    base = dict(allow_private=True, per_host_delay_s=0, timeout_s=2, retries=1, user_agent=UA, max_depth=0)
-    return CrawlConfig(**{**base, **overrides})
-
-
-def run(seeds, config: CrawlConfig, **options) -> tuple[list[RawPage], dict[str, dict], dict]:
-    """Pages, rejections by URL, and stats of a crawl."""
-    stats: dict = {}
-    items = list(crawl(seeds, config, stats=stats, backoff_s=options.pop("backoff_s", 0.01), **options))
-    pages = [i for i in items if isinstance(i, RawPage)]
-    rejected = {i["record_id"]: i for i in items if isinstance(i, dict)}
-    assert len(pages) + len(rejected) == len(items)
-    return pages, rejected, stats
-
-
-def urls(pages: list[RawPage]) -> set[str]:
-    return {p.url for p in pages}
+from tests.ingest.sites import UA, assert_paced, cfg, gzip_of_zeros, html_tree, redirect, run, urls
 
 
 # -- discovery: links, depth, budget, sitemaps
@@ -197,95 +41,6 @@ def test_max_pages_bounds_the_urls_taken_up(site_at):
     pages, rejected, stats = run([site.url + "/"], cfg(max_depth=3, max_pages=5))
     assert len(pages) == 5 and not rejected
     assert stats["beyond_max_pages"] == 16 and stats["pages"] == 5
-
-
-def test_sitemaps_from_robots_and_the_default_location(site_at):
-    site = site_at("127.0.0.2")
-    site.routes["/robots.txt"] = (200, {}, f"User-agent: *\nAllow: /\nSitemap: {site.url}/index.xml\n".encode())
-    site.routes["/index.xml"] = (200, {"Content-Type": "application/xml"}, (
-        '<?xml version="1.0"?><sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-        f"<sitemap><loc>{site.url}/one.xml</loc></sitemap></sitemapindex>").encode())
-    site.routes["/one.xml"] = (200, {"Content-Type": "text/xml"}, (
-        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
-        f"<url><loc>{site.url}/a</loc></url><url><loc>{site.url}/b</loc></url>"
-        "<url><loc>http://127.0.0.9/elsewhere</loc></url></urlset>").encode())
-    site.routes["/sitemap.xml"] = (200, {"Content-Type": "application/xml"}, (
-        f"<urlset><url><loc> {site.url}/c </loc></url></urlset>").encode())
-    for path in ("/", "/a", "/b", "/c"):
-        site.page(path)
-    pages, rejected, stats = run([site.url + "/"], cfg(sitemaps=True))
-    assert urls(pages) == {site.url + p for p in ("/", "/a", "/b", "/c")} and not rejected
-    assert stats["sitemaps_fetched"] == 3 and stats["links_offsite"] == 1
-
-
-# -- robots.txt
-
-
-def test_robots_disallow_and_crawl_delay(static_site_at):
-    routes = html_tree({"/": ["/secret/plans", "/a", "/b"], "/a": [], "/b": []})
-    routes["/robots.txt"] = (200, "text/plain", "User-agent: *\nDisallow: /\n\n"
-                             "User-agent: synthq-test\nDisallow: /secret\nCrawl-delay: 0.3\n")
-    url, arrivals = static_site_at("127.0.0.2", routes)
-    pages, rejected, stats = run([url + "/"], cfg(max_depth=1))
-    log = arrivals()
-    assert urls(pages) == {url + p for p in ("/", "/a", "/b")}
-    assert rejected[url + "/secret/plans"]["reason"] == "robots_disallowed"
-    assert [p for _, p in log].count("/robots.txt") == 1 and "/secret/plans" not in [p for _, p in log]
-    assert_paced([t for t, _ in log], 4, 0.3)
-
-
-def test_robots_500_makes_the_host_unavailable(site_at):
-    site = site_at("127.0.0.2")
-    site.routes["/robots.txt"] = (500, {}, b"oops")
-    site.page("/")
-    pages, rejected, _ = run([site.url + "/", site.url + "/x"], cfg(retries=1))
-    assert not pages and {r["reason"] for r in rejected.values()} == {"robots_unavailable"}
-    assert "HTTP 500" in rejected[site.url + "/"]["detail"]
-    assert site.paths() == ["/robots.txt", "/robots.txt"]  # one retry, then never a page
-
-
-@pytest.mark.parametrize("status,allowed", [(404, True), (403, True), (429, False), (503, False)])
-def test_robots_status_decides(site_at, status, allowed):
-    site = site_at("127.0.0.2")
-    site.routes["/robots.txt"] = (status, {}, b"")
-    site.page("/")
-    pages, rejected, _ = run([site.url + "/"], cfg(retries=0))
-    assert bool(pages) is allowed and (allowed or rejected[site.url + "/"]["reason"] == "robots_unavailable")
-
-
-ROBOTS = """User-agent: *
-Disallow: /
-Crawl-delay: 5
-
-User-agent: otherbot
-User-agent: SynthQ-Test/2.0
-Allow: /
-Disallow: /private/   # longest match wins, whatever the order
-Allow: /private/press-kit
-Disallow: /*.pdf$
-Disallow: /search?*session=
-Disallow: /caf%C3%A9
-Crawl-delay: 0.5
-Sitemap: https://example.com/sitemap-a.xml
-"""
-
-
-@pytest.mark.parametrize("path,allowed", [
-    ("/page", True), ("/private/x", False), ("/private/press-kit/2026", True), ("/paper.pdf", False),
-    ("/paper.pdf?download=1", True), ("/search?q=a&session=9", False), ("/search?q=a", True),
-    ("/café/menu", False), ("/robots.txt", True),
-])
-def test_robots_rules_rfc_9309_matching(path, allowed):
-    rules = rules_from_text(ROBOTS, UA)
-    assert rules.allows("https://example.com" + path) is allowed
-    assert rules.delay == 0.5 and rules.sitemaps == ["https://example.com/sitemap-a.xml"]
-
-
-def test_robots_rules_fall_back_to_the_star_group():
-    rules = rules_from_text(ROBOTS, "somebot/1.0")
-    assert not rules.allows("https://example.com/page") and rules.delay == 5
-    assert rules_from_text("", UA).allows("https://example.com/x")
-    assert rules_from_text("User-agent: *\nDisallow:\n", UA).allows("https://example.com/x")
 
 
 # -- retries and timeouts
@@ -397,19 +152,6 @@ def test_50_mb_page_is_too_large_without_reading_it(site_at):
     assert max(site.sent.values()) < 20 * 2**20  # the crawler hung up long before 50 MB
 
 
-def gzip_of_zeros(gib: int = 1) -> bytes:
-    """A valid gzip stream of `gib` GiB of zeros, about 1 MB on the wire: one deflate block
-    of 1 MiB of zeros repeated (a full flush makes each block independent)."""
-    zeros = bytes(2**20)
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-    block, tail = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH), deflate.flush()
-    crc = 0
-    for _ in range(1024 * gib):
-        crc = zlib.crc32(zeros, crc)
-    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-    return header + block * (1024 * gib) + tail + struct.pack("<II", crc, (gib << 30) & 0xFFFFFFFF)
-
-
 def test_gzip_bomb_stops_at_the_cap(site_at):
     site = site_at("127.0.0.2")
     bomb = gzip_of_zeros()
@@ -425,10 +167,6 @@ def test_gzip_bomb_stops_at_the_cap(site_at):
 
 
 # -- redirects
-
-
-def redirect(to: str):
-    return (302, {"Location": to}, b"")
 
 
 def test_redirects_followed_loops_and_chains_refused(site_at):
@@ -515,14 +253,6 @@ def test_per_host_delay_between_request_starts(static_site_at):
     assert elapsed < 2.2  # side by side: one host alone needs 6 x 0.2 s, both one after the other 2.4 s
 
 
-def assert_paced(arrivals: list[float], count: int, delay: float) -> None:
-    """Requests arrived `delay` apart. Unpaced, they would arrive milliseconds apart. The
-    median is tested, not each gap: on a loaded machine the server process may handle a
-    request sent on time a few hundred ms late, which shortens the gap after it."""
-    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
-    assert len(arrivals) == count and gaps[len(gaps) // 2] >= delay * 0.9, gaps
-
-
 class InFlight:
     """Counts requests being handled, per site and over all sites, and keeps the peaks."""
 
@@ -555,45 +285,6 @@ def test_requests_in_flight_per_host_and_overall(site_at):
     pages, _, _ = run(seeds, cfg(per_host_concurrency=2, concurrency=3, respect_robots=False))
     assert len(pages) == 12
     assert max(counter.peak[site.url] for site in sites) == 2 and counter.peak["all"] == 3
-
-
-# -- URLs, links and sitemaps
-
-
-@pytest.mark.parametrize("raw,normal", [
-    ("HTTP://Example.COM", "http://example.com/"),
-    ("https://example.com:443/a?b=1#frag", "https://example.com/a?b=1"),
-    ("http://user:pw@example.com:8080/x", "http://example.com:8080/x"),
-    ("http://[::1]:80/", "http://[::1]/"),
-    ("http://bücher.example/", "http://xn--bcher-kva.example/"),
-])
-def test_normalize_url(raw, normal):
-    assert normalize_url(raw) == normal
-
-
-@pytest.mark.parametrize("raw", ["ftp://example.com/", "mailto:a@b.c", "http:///path", "http://x:99999/",
-                                 "javascript:void(0)", "http://example.com/" + "a" * 5000])
-def test_normalize_url_refuses(raw):
-    with pytest.raises(ValueError):
-        normalize_url(raw)
-
-
-def test_links_resolved_against_base_without_nofollow():
-    html = (b'<html><head><base href="/docs/"></head><body><a href="intro">i</a><a href="/x#y">x</a>'
-            b'<a rel="nofollow" href="/ads">ad</a><area href="map"><a href="mailto:a@b.c">m</a><a>no href</a>')
-    assert extract_links(html, "http://example.com/start") == [
-        "http://example.com/docs/intro", "http://example.com/x", "http://example.com/docs/map"]
-    assert extract_links(b'<meta name="robots" content="noindex, nofollow"><a href="/a">', "http://e.com/") == []
-    assert extract_links(b"", "http://e.com/") == []
-    assert extract_links(b"<p>caf\xe9 <a href='/q'>unclosed <div <b", "http://e.com/") == ["http://e.com/q"]
-
-
-def test_sitemap_formats():
-    index = b'<sitemapindex xmlns="x"><sitemap><loc>https://e.com/s1.xml</loc></sitemap></sitemapindex>'
-    assert parse_sitemap(index) == ([], ["https://e.com/s1.xml"])
-    assert parse_sitemap(b"<urlset><url><loc>https://e.com/a</loc></url></urlset>") == (["https://e.com/a"], [])
-    assert parse_sitemap(b"https://e.com/a\nnot a url\nhttps://e.com/b\n") == (["https://e.com/a", "https://e.com/b"], [])
-    assert parse_sitemap(b"<<<not xml") == ([], [])
 
 
 # -- seeds and lifecycle

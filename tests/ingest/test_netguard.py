@@ -17,7 +17,7 @@ import pytest
 from tasks.ingest.fetch import Politeness, retry_after_s
 from tasks.ingest.netguard import AddressGuard, BlockedAddress, BoundedBody, TooLarge, UnsupportedEncoding, \
     is_public_address
-from tests.ingest.test_crawl import cfg, gzip_of_zeros, loopback_only, redirect, run, site_at, urls  # noqa: F401
+from tests.ingest.sites import cfg, gzip_of_zeros, redirect, run, urls
 
 REFUSED = [
     "10.0.0.1", "172.16.5.4", "192.168.1.1", "127.0.0.1", "127.9.9.9", "0.0.0.0", "169.254.169.254",
