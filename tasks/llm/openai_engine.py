@@ -42,12 +42,12 @@ class OpenAIEngine:
                     messages=req.messages,
                     max_tokens=req.max_tokens,
                     temperature=req.temperature,
-                    seed=req.sampling_seed(),
                     frequency_penalty=req.frequency_penalty,
                     response_format={
                         "type": "json_schema",
                         "json_schema": {"name": "output", "schema": req.schema},
                     },
+                    **({"seed": req.sampling_seed()} if self.cfg.seed_per_request else {}),
                 )
             except Exception as e:  # every failure becomes a counted result, never a lost row
                 return Result(req.id, "", None, error=f"{type(e).__name__}: {e}"[:500])

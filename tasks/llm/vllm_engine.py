@@ -69,7 +69,7 @@ class VLLMEngine:
         # vLLM's CPU sampler cannot resume a seeded generator across chunked prefill ("CPU
         # Generator does not use offset"), so per-request seeds are used on GPU only; on CPU
         # the engine-wide seed applies and reruns reuse finished shards instead.
-        self.per_request_seed = gpu
+        self.per_request_seed = gpu and cfg.seed_per_request
         self.model_name = display_name(cfg.model)
         kwargs = dict(
             model=resolve_model(cfg.model),

@@ -66,6 +66,13 @@ def test_requests_carry_schema_and_key_and_retry_5xx(server, monkeypatch):
     first = Handler.calls[-1]
     assert first["auth"] == "Bearer secret-123"
     assert first["body"]["response_format"]["json_schema"]["schema"]["properties"]["keywords"]["maxItems"] == 5
+    assert {c["body"]["seed"] for c in Handler.calls[1:]} == {r.sampling_seed() for r in reqs}  # one seed per request
+
+
+def test_no_per_request_seed_when_the_config_says_so(server):
+    eng = OpenAIEngine(EngineConfig(kind="openai", base_url=server, model="m", seed_per_request=False))
+    complete(eng, [Request("a", [{"role": "user", "content": "question a"}], schema_for(SeedAnalysis))], SeedAnalysis)
+    assert "seed" not in Handler.calls[-1]["body"]
 
 
 def test_unreachable_server_gives_counted_errors():

