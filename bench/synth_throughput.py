@@ -1,0 +1,224 @@
+"""Synthesize stage end to end vs bare `vllm.LLM.chat` on exactly the same prompts.
+
+The stage run is what a shard task does: read the documents shard, group documents and build
+the requests, send them through the engine pool (Ray actor) and the LLM cache, parse and
+validate (with one repair round), write the shard. The baseline, measured in the same run
+after the stage's engine is gone, hands the very same prompts with the same model and
+sampling to `LLM.chat` in this process. Both report output tokens/s; the ratio is the
+stage's efficiency (target >= 0.95). One-time costs of a worker process (model load,
+tokenizer and embedder load, embedding the demonstration pool) are left out of both and
+printed apart. Tokens per instruction come from the stage's shard statistics.
+
+The lake (documents + demonstrations from the bundled sample) is built once with synthq's
+own commands and kept under the model cache; other benches reuse it.
+
+    .venv/bin/python bench/synth_throughput.py [--docs 16] [--set synthesize.group_size=8 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tasks.core.config import FactoryConfig, load_config, parse_override
+from tasks.core.context import StageContext
+from tasks.core.lake import Lake, StageResult
+from tasks.core.records import REJECTED
+from tasks.llm.models import cache_dir
+
+READY = "_bench_ready"
+
+
+def sample_lake() -> Path:
+    """Documents and demonstrations of the bundled sample (ingest + attribute on the bundled
+    model), built once and kept in the cache."""
+    lake = cache_dir() / "bench" / "sample-lake"
+    if (lake / READY).exists():
+        return lake
+    shutil.rmtree(lake, ignore_errors=True)
+    synthq = str(Path(sys.executable).parent / "synthq")
+    for command in ("ingest", "attribute"):
+        print(f"building the sample lake once: synthq {command}", flush=True)
+        subprocess.run([synthq, command, "--lake", str(lake), "--set", "shard_size=64"], check=True)
+    (lake / READY).touch()
+    return lake
+
+
+def working_config(tmp: str, docs: int, sets: list[str]) -> FactoryConfig:
+    """A fresh copy of the sample lake, cut to `docs` documents in one shard."""
+    shutil.copytree(sample_lake(), tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache"))
+    cfg = load_config(None, {"lake": tmp, "shard_size": 64, **dict(parse_override(s) for s in sets)})
+    lake = Lake(tmp)
+    table = lake.read("documents")
+    if table.num_rows > docs or len(lake.shards("documents")) > 1:
+        for shard in lake.shards("documents"):
+            lake.fs.rm(lake.path("documents", "_manifest", f"{shard}.json"))
+        one = StageResult(table.slice(0, docs), REJECTED.empty_table(), {})
+        lake.write_shard("documents", "00000", one, input_id=f"bench-{docs}", config="bench")
+    return cfg
+
+
+def stage_context(cfg: FactoryConfig, engine=None) -> StageContext:
+    """The context a shard task builds, with its one-time loads done (tokenizer, embedder,
+    demonstration vectors): what every later shard of a worker finds ready."""
+    from tasks.core.embeddings import embed
+    from tasks.synthesize.process import prepare
+
+    ctx = StageContext(cfg=cfg, lake=Lake(cfg.lake), engine=engine)
+    ctx.tokens.count("warm")
+    embed(["warm"], cfg.embedder)
+    prepare(ctx)
+    return ctx
+
+
+class Timed:
+    """The engine with each call's size, duration and output tokens recorded: the first round,
+    then the repair round."""
+
+    def __init__(self, inner):
+        self.inner, self.model_name, self.calls = inner, inner.model_name, []
+
+    def generate(self, requests):
+        start = time.perf_counter()
+        out = self.inner.generate(requests)
+        self.calls.append({"requests": len(requests), "seconds": time.perf_counter() - start,
+                           "output_tokens": sum(r.output_tokens for r in out)})
+        return out
+
+
+def run_stage(cfg: FactoryConfig) -> dict:
+    import ray
+
+    from tasks.core.stage import run_shard, upstream_specs
+    from tasks.llm.ray_engine import engine_actor
+    from tasks.synthesize.process import STAGE_SPEC
+
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start = time.perf_counter()
+    engine = engine_actor(cfg.engine)
+    engine.wait_ready()
+    stage_context(cfg)
+    print(f"stage: engine pool ready and worker warmed in {time.perf_counter() - start:.0f}s (not timed)", flush=True)
+    timed, load = Timed(engine), os.getloadavg()[0]
+    start = time.perf_counter()
+    rows = [run_shard(STAGE_SPEC, spec, cfg, timed) for spec in upstream_specs(Lake(cfg.lake), "documents")]
+    elapsed = time.perf_counter() - start
+    ray.shutdown()
+    stats = rows[0]["stats"]
+    return {"seconds": elapsed, "kept": rows[0]["kept"], "rejected": rows[0]["rejected"], "calls": timed.calls,
+            "load": (load, os.getloadavg()[0]), **stats}
+
+
+def bare_llm(cfg: FactoryConfig):
+    """`vllm.LLM` with the engine's settings, built directly."""
+    from tasks.llm.models import resolve_model
+    from tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
+
+    gpu = has_gpu()
+    if not gpu:
+        os.environ.update(cpu_engine_env(cfg.engine))
+    from vllm import LLM
+
+    kwargs = dict(
+        model=resolve_model(cfg.engine.model), max_model_len=cfg.engine.max_model_len,
+        dtype=pick_dtype(cfg.engine.dtype, gpu), seed=cfg.engine.seed,
+        structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
+    )
+    if gpu:
+        kwargs["gpu_memory_utilization"] = cfg.engine.gpu_memory_utilization
+    else:
+        kwargs["enforce_eager"] = True
+    return LLM(**kwargs)
+
+
+def close_llm(llm) -> None:
+    """Stop the engine's worker processes now rather than at interpreter exit."""
+    llm.llm_engine.engine_core.shutdown()
+
+
+def sampling(requests):
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return [
+        SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, frequency_penalty=r.frequency_penalty,
+                       structured_outputs=StructuredOutputsParams(json=r.schema))
+        for r in requests
+    ]
+
+
+def same_prompts(cfg: FactoryConfig, requests) -> int:
+    """How many of these requests the stage sent: each has an entry in the stage's LLM cache."""
+    from tasks.llm.cache import CachedEngine
+
+    cache = CachedEngine(None, Lake(cfg.lake), cfg.engine.model)
+    return sum(cache.lake.fs.exists(cache._path(cache.key(r))) for r in requests)
+
+
+def run_bare(cfg: FactoryConfig) -> dict:
+    from tasks.synthesize.plan import build_requests
+
+    ctx = stage_context(cfg)
+    docs = ctx.lake.read("documents").to_pylist()
+    requests = [p.request for p in build_requests(docs, ctx.extras["demonstrations"], ctx)]
+    matched = same_prompts(cfg, requests)
+    llm = bare_llm(cfg)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    outputs = llm.chat([r.messages for r in requests], sampling(requests), use_tqdm=False)
+    elapsed = time.perf_counter() - start
+    close_llm(llm)
+    return {
+        "seconds": elapsed, "requests": len(requests), "same_prompts": matched, "load": (load, os.getloadavg()[0]),
+        "prompt_tokens": sum(len(o.prompt_token_ids) for o in outputs),
+        "cached_tokens": sum(o.num_cached_tokens or 0 for o in outputs),
+        "output_tokens": sum(len(o.outputs[0].token_ids) for o in outputs),
+        "truncated": sum(o.outputs[0].finish_reason == "length" for o in outputs),
+    }
+
+
+def report(stage: dict, bare: dict) -> None:
+    n = stage["documents"]
+    s_rate, b_rate = stage["output_tokens"] / stage["seconds"], bare["output_tokens"] / bare["seconds"]
+    print(f"\nstage: {n} documents in {stage['seconds']:.1f}s, kept {stage['kept']}, rejected {stage['rejected']}, "
+          f"repaired {stage.get('llm', {}).get('repaired', 0)}; {stage['groups']} groups of {stage['mean_group_size']:.1f}, "
+          f"{stage['mean_demonstrations']:.1f} demonstrations ({stage['mean_shared_block_tokens']:.0f} tokens) shared per group")
+    print(f"  output {stage['output_tokens']} tokens = {s_rate:.1f} tok/s; machine load average {stage['load'][0]:.1f} -> {stage['load'][1]:.1f}")
+    for name, call in zip(("first round", "repair round"), stage["calls"]):
+        print(f"  {name}: {call['requests']} requests, {call['seconds']:.1f}s in the engine, {call['output_tokens'] / call['seconds']:.1f} output tok/s")
+    outside = stage["seconds"] - sum(c["seconds"] for c in stage["calls"])
+    print(f"  outside the engine (grouping, prompts, parsing, cache and shard writes): {outside:.1f}s")
+    print(f"bare LLM.chat: {bare['requests']} requests ({bare['same_prompts']} found in the stage's LLM cache: same prompts) "
+          f"in {bare['seconds']:.1f}s, output {bare['output_tokens']} tokens = {b_rate:.1f} tok/s, {bare['truncated']} cut at max_tokens; "
+          f"load average {bare['load'][0]:.1f} -> {bare['load'][1]:.1f}")
+    first = stage["calls"][0]
+    print(f"ratio stage / bare (output tokens/s): {s_rate / b_rate:.3f}   (wall time ratio bare/stage: {bare['seconds'] / stage['seconds']:.3f})")
+    print(f"ratio first round (same requests through pool, cache, Ray) / bare: {first['output_tokens'] / first['seconds'] / b_rate:.3f}")
+    print("\ntokens per instruction (stage, repairs included; per document):")
+    for key in ("prompt_tokens", "cached_tokens", "output_tokens"):
+        print(f"  {key:14s} {stage[key] / n:8.0f}")
+    print(f"  prefilled      {(stage['prompt_tokens'] - stage['cached_tokens']) / n:8.0f}  (prompt minus prefix-cache hits)")
+    print(f"bare, first attempt only: prompt {bare['prompt_tokens'] / bare['requests']:.0f}, cached {bare['cached_tokens'] / bare['requests']:.0f}, "
+          f"output {bare['output_tokens'] / bare['requests']:.0f} per request")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=16, help="documents of the sample to synthesize from (36 in all)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. synthesize.group_size=4")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = working_config(tmp, args.docs, args.sets)
+        stage = run_stage(cfg)
+        bare = run_bare(cfg)
+    report(stage, bare)
+
+
+if __name__ == "__main__":
+    main()
