@@ -69,7 +69,8 @@ def on_ray(folder: Path, lake: str, cpus: int, shard: int) -> float:
         cfg = FactoryConfig(lake=lake, shard_size=shard, ingest={"sources": [str(folder)]})
         specs = shard_specs(plan(cfg.ingest.sources, cfg.ingest, cfg.shard_size), [])
         remote = ray.remote(run_shard).options(num_cpus=1)
-        ray.get(remote.remote(STAGE_SPEC, specs[0], cfg, None))  # warm the workers' imports
+        # one shard per CPU at once, so every worker has its imports and models loaded
+        ray.get([remote.remote(STAGE_SPEC, specs[0], cfg, None) for _ in range(cpus)])
         shutil.rmtree(lake, ignore_errors=True)
         start = time.perf_counter()
         rows = ray.get([remote.remote(STAGE_SPEC, s, cfg, None) for s in specs])
@@ -81,7 +82,7 @@ def on_ray(folder: Path, lake: str, cpus: int, shard: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--copies", type=int, default=10, help="copies of the 38 sample pages")
+    ap.add_argument("--copies", type=int, default=20, help="copies of the 38 sample pages")
     ap.add_argument("--shard", type=int, default=100, help="pages per shard on Ray")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
