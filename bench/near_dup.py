@@ -77,7 +77,7 @@ def write_lake(lake: Lake, args, order, distinct, sources, vocab) -> tuple[float
             for i, t in zip(ids, texts)
         ]
         result = StageResult(table(rows, DOCUMENTS), table([], REJECTED), {"ingested_at": float(n)},
-                             sidecars={SIDECAR: sidecar_table(ids, sigs)})
+                             sidecars={SIDECAR: sidecar_table(ids, sigs, cfg)})
         lake.write_shard(DATASET, f"{n:05d}", result, input_id=str(n), config="bench")
     return wall, cpu
 

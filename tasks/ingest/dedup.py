@@ -29,7 +29,7 @@ from scipy.sparse.csgraph import connected_components
 from tasks.core.config import DedupConfig
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import REJECTED, rejection, table
-from tasks.ingest.minhash import SIDECAR, lsh_params, sidecar_signatures, signatures
+from tasks.ingest.minhash import SIDECAR, lsh_params, sidecar_fits, sidecar_signatures, signatures
 
 DATASET = "documents"
 STAGE = "ingest"
@@ -92,13 +92,12 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
 # -- map -------------------------------------------------------------------------------
 def shard_signatures(lake: Lake, manifest: dict, cfg: DedupConfig, with_sigs: bool) -> tuple[list[str], np.ndarray]:
     """Ids and signatures of a shard's documents, from its sidecar; recomputed from the text
-    when the sidecar is missing or stale (an older ingest, another num_perm)."""
+    when the sidecar is missing or stale (an older ingest, another num_perm or shingle size)."""
     shard = manifest["shard"]
     if lake.exists(DATASET, f"_{SIDECAR}", f"part-{shard}.parquet"):
         side = lake.read_sidecar(DATASET, SIDECAR, shard)
-        sigs = sidecar_signatures(side)
-        if side.num_rows == manifest["kept"] and sigs.shape[1] == cfg.num_perm:
-            return side.column("id").to_pylist(), sigs
+        if side.num_rows == manifest["kept"] and sidecar_fits(side, cfg):
+            return side.column("id").to_pylist(), sidecar_signatures(side)
     docs = lake.read_shard(DATASET, shard)
     texts = docs.column("text").to_pylist() if with_sigs else []
     return docs.column("id").to_pylist(), signatures(texts, cfg)

@@ -117,11 +117,20 @@ def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
     return out
 
 
-def sidecar_table(ids: list[str], sigs: np.ndarray) -> pa.Table:
-    """The `minhash` sidecar of a shard: document id and its signature, row for row."""
+def sidecar_table(ids: list[str], sigs: np.ndarray, cfg: DedupConfig) -> pa.Table:
+    """The `minhash` sidecar of a shard: document id and its signature, row for row; the
+    shingle size is stamped in the schema so signatures of another shingling are not mixed."""
     flat = pa.array(np.ascontiguousarray(sigs, dtype=np.uint32).reshape(-1))
     column = pa.FixedSizeListArray.from_arrays(flat, sigs.shape[1])
-    return pa.table({"id": pa.array(ids, pa.string()), "minhash": column})
+    tbl = pa.table({"id": pa.array(ids, pa.string()), "minhash": column})
+    return tbl.replace_schema_metadata({b"shingle_words": str(cfg.shingle_words).encode()})
+
+
+def sidecar_fits(tbl: pa.Table, cfg: DedupConfig) -> bool:
+    """Whether a stored sidecar was computed with these settings (num_perm and shingle size);
+    a sidecar from before the shingle size was stamped does not fit."""
+    stamp = (tbl.schema.metadata or {}).get(b"shingle_words")
+    return tbl.column("minhash").type.list_size == cfg.num_perm and stamp == str(cfg.shingle_words).encode()
 
 
 def sidecar_signatures(tbl: pa.Table) -> np.ndarray:

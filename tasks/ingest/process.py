@@ -22,7 +22,7 @@ from tasks.core.records import DOCUMENTS, REJECTED, table
 from tasks.core.stage import ShardSpec, Stage
 from tasks.ingest.crawled import read_crawled
 from tasks.ingest.extract import extract_page
-from tasks.ingest.minhash import sidecar_table, signatures
+from tasks.ingest.minhash import SIDECAR, sidecar_table, signatures
 from tasks.ingest.readers import read_units
 from tasks.ingest.sources import Plan
 
@@ -53,7 +53,7 @@ def process(units: pa.Table, ctx: StageContext) -> StageResult:
     sigs = signatures([d["text"] for d in docs], cfg.dedup)
     stats = {**seen, "records": read_stats, "ingested_at": time.time()}
     return StageResult(
-        table(docs, DOCUMENTS), table(rejected, REJECTED), stats, sidecars={"minhash": sidecar_table([d["id"] for d in docs], sigs)}
+        table(docs, DOCUMENTS), table(rejected, REJECTED), stats, sidecars={SIDECAR: sidecar_table([d["id"] for d in docs], sigs, cfg.dedup)}
     )
 
 

@@ -41,7 +41,7 @@ def write_docs(lake: Lake, shard: str, texts: list[str], ingested_at: float | No
          "language_score": 1.0, "date": "", "source": "test", "source_offset": i, "fetch_time": None, "n_words": len(t.split())}
         for i, t in enumerate(texts)
     ]
-    sidecars = {SIDECAR: sidecar_table([r["id"] for r in rows], signatures(texts, cfg))} if sidecar else {}
+    sidecars = {SIDECAR: sidecar_table([r["id"] for r in rows], signatures(texts, cfg), cfg)} if sidecar else {}
     stats = {} if ingested_at is None else {"ingested_at": ingested_at}
     result = StageResult(table(rows, DOCUMENTS), table([], REJECTED), stats, sidecars=sidecars)
     lake.write_shard(DATASET, shard, result, input_id=f"in-{shard}", config="cfg")
@@ -186,6 +186,20 @@ def test_shards_without_sidecar_are_signed_from_their_text(lake, rng, ray_local)
     write_docs(lake, "00000", [original], sidecar=False)
     write_docs(lake, "00001", [mutate(original, 2, rng)], sidecar=False)
     assert list(find_duplicates(lake, DedupConfig())["00001"]) == [0]
+
+
+def test_sidecar_of_another_shingle_size_is_recomputed(lake, rng, ray_local):
+    """Signatures of 1-word shingles would make these two texts (same words, another order)
+    identical; stored with shingle_words=1, they must not be used by a 5-word dedup."""
+    words = make_text(rng).split()
+    first, second = " ".join(words), " ".join(reversed(words))
+    one_word = DedupConfig(shingle_words=1)
+    write_docs(lake, "00000", [first], cfg=one_word)
+    write_docs(lake, "00001", [second], cfg=one_word)
+    side = lake.read_sidecar(DATASET, SIDECAR, "00001")
+    assert side.schema.metadata[b"shingle_words"] == b"1"
+    assert list(find_duplicates(lake, one_word)["00001"]) == [0]
+    assert not find_duplicates(lake, DedupConfig()).get("00001")
 
 
 def test_recall_on_a_corpus_with_planted_near_duplicates(lake, rng, ray_local, monkeypatch):
