@@ -76,12 +76,16 @@ async def raw(base_url: str, n: int, concurrency: int) -> float:
         return time.perf_counter() - start
 
 
-def through_synthq(engine, total: int, shard: int) -> tuple[float, list[float], int]:
+def through_synthq(engine, total: int, shard: int, progress: bool = False) -> tuple[float, list[float], int]:
     start, memory, valid = time.perf_counter(), [], 0
+    step = max(shard, total // 10 // shard * shard)
     for first in range(0, total, shard):
         out = complete(engine, requests(first, min(shard, total - first)), Answer)
         valid += sum(o.value is not None for o in out)
         memory.append(rss_mib())
+        done = first + len(out)
+        if progress and done % step == 0:
+            print(f"  {done:,} requests, {done / (time.perf_counter() - start):,.0f} req/s, RSS {memory[-1]:.0f} MiB", flush=True)
     return time.perf_counter() - start, memory, valid
 
 
@@ -104,7 +108,7 @@ def main() -> None:
         print(f"bare openai client: {n_base:,} requests in {t_raw:.1f}s = {n_base / t_raw:,.0f} req/s")
 
         engine = OpenAIEngine(EngineConfig(kind="openai", base_url=base_url, model="stub", max_concurrency=args.concurrency, max_retries=0))
-        t_eng, mem, valid = through_synthq(engine, args.requests, args.shard)
+        t_eng, mem, valid = through_synthq(engine, args.requests, args.shard, progress=True)
         per_raw, per_eng = t_raw / n_base, t_eng / args.requests
         print(f"synthq engine + complete(): {args.requests:,} requests in {t_eng:.1f}s = {args.requests / t_eng:,.0f} req/s, valid {valid:,}")
         print(f"  overhead per request over the bare client: {1e6 * (per_eng - per_raw):.0f} µs (ratio {per_eng / per_raw:.2f})")
