@@ -11,13 +11,12 @@ timed run. Reported: requests/s and output tokens/s of each, and their ratio.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from dataclasses import replace
 
-from synth_throughput import close_llm, stage_context, working_config
+from synth_throughput import bench_args, close_llm, stage_requests, working_config
 
 from tasks.core.config import FactoryConfig
 from tasks.llm.engine import Request
@@ -63,16 +62,10 @@ def in_process(cfg: FactoryConfig, requests: list[Request]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=12)
-    ap.add_argument("--set", dest="sets", action="append", default=[])
-    args = ap.parse_args()
+    args = bench_args(12)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = working_config(tmp, args.docs, args.sets)
-        from tasks.synthesize.plan import build_requests
-
-        ctx = stage_context(cfg)
-        requests = [p.request for p in build_requests(ctx.lake.read("documents").to_pylist(), ctx.extras["demonstrations"], ctx)]
+        requests = stage_requests(cfg)
         http = over_http(cfg, requests, tmp)
         local = in_process(cfg, requests)
     print(f"\n{len(requests)} synthesis requests, same prompts and sampling")

@@ -22,13 +22,12 @@ engine replicas.
 
 from __future__ import annotations
 
-import argparse
 import random
 import tempfile
 import time
 from dataclasses import replace
 
-from synth_throughput import close_llm, stage_context, working_config
+from synth_throughput import bench_args, close_llm, stage_requests, working_config
 
 from tasks.core.config import FactoryConfig
 from tasks.llm.engine import Request
@@ -36,12 +35,8 @@ from tasks.llm.engine import Request
 
 def requests_for(cfg: FactoryConfig, **synthesize) -> list[Request]:
     """The stage's requests with these synthesize settings, cut to one output token."""
-    from tasks.synthesize.plan import build_requests
-
     cfg = cfg.model_copy(update={"synthesize": cfg.synthesize.model_copy(update=synthesize)})
-    ctx = stage_context(cfg)
-    docs = ctx.lake.read("documents").to_pylist()
-    return [replace(p.request, max_tokens=1) for p in build_requests(docs, ctx.extras["demonstrations"], ctx)]
+    return [replace(r, max_tokens=1) for r in stage_requests(cfg)]
 
 
 def prefill(engine, requests: list[Request]) -> dict:
@@ -55,10 +50,7 @@ def prefill(engine, requests: list[Request]) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=16)
-    ap.add_argument("--set", dest="sets", action="append", default=[])
-    args = ap.parse_args()
+    args = bench_args(16)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = working_config(tmp, args.docs, args.sets)
         grouped = requests_for(cfg)

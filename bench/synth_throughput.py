@@ -161,12 +161,25 @@ def same_prompts(cfg: FactoryConfig, requests) -> int:
     return sum(cache.lake.fs.exists(cache._path(cache.key(r))) for r in requests)
 
 
-def run_bare(cfg: FactoryConfig) -> dict:
+def stage_requests(cfg: FactoryConfig) -> list:
+    """The requests the synthesize stage builds for the lake's documents with this config."""
     from tasks.synthesize.plan import build_requests
 
     ctx = stage_context(cfg)
     docs = ctx.lake.read("documents").to_pylist()
-    requests = [p.request for p in build_requests(docs, ctx.extras["demonstrations"], ctx)]
+    return [p.request for p in build_requests(docs, ctx.extras["demonstrations"], ctx)]
+
+
+def bench_args(docs: int) -> argparse.Namespace:
+    """--docs and --set, shared by the synthesis benches."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=docs, help="documents of the sample to synthesize from (36 in all)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. synthesize.group_size=4")
+    return ap.parse_args()
+
+
+def run_bare(cfg: FactoryConfig) -> dict:
+    requests = stage_requests(cfg)
     matched = same_prompts(cfg, requests)
     llm = bare_llm(cfg)
     load = os.getloadavg()[0]
@@ -209,10 +222,7 @@ def report(stage: dict, bare: dict) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--docs", type=int, default=16, help="documents of the sample to synthesize from (36 in all)")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. synthesize.group_size=4")
-    args = ap.parse_args()
+    args = bench_args(16)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = working_config(tmp, args.docs, args.sets)
         stage = run_stage(cfg)
