@@ -88,3 +88,36 @@ def test_quality_filter_rejection_is_named():
     doc, rej = extract_page(_page(text=spam), CFG)
     assert doc is None and rej["reason"] not in ("too_short", "no_main_text")
     assert rej["detail"]
+
+
+JSON_LD_PAGE = b"""<html><head><title>Fallback title | Site</title>
+<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle", "headline": "The headline from JSON-LD",
+"datePublished": "2024-03-05", "author": {"@type": "Person", "name": "Ada Writer"}}</script>
+<link rel="canonical" href="https://news.example/story"></head><body><article>
+<h1>The headline</h1><p>""" + b"A paragraph of the story that says something about the weather and the town. " * 12 + b"""</p>
+</article><footer><a href="/about">About</a> Licensed CC BY-SA</footer></body></html>"""
+OG_PAGE = b"""<html><head><meta property="og:title" content="Open Graph title">
+<meta property="og:url" content="https://og.example/page"><meta name="date" content="2023-11-02">
+<meta charset="latin-1"></head><body><div class="content"><p>""" + "Caf\xe9 cr\xe8me and more words here. ".encode("latin-1") * 20 + b"""</p></div></body></html>"""
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_extraction_matches_trafilatura_with_metadata(fast):
+    """Ingest reads only the title, date and URL of trafilatura's metadata: each page must give
+    exactly what `bare_extraction(with_metadata=True)` gives for the text and those fields."""
+    import trafilatura
+
+    from tasks.ingest.extract import extract_html
+
+    pages = [p.read_bytes() for p in sorted(PAGES.glob("*.html"))] + [JSON_LD_PAGE, OG_PAGE]
+    compared = 0
+    for html in pages:
+        full = trafilatura.bare_extraction(html, with_metadata=True, fast=fast)
+        got, bad = extract_html(_page(html), IngestConfig(fast=fast))
+        if full is None:
+            assert bad and bad[0] == "no_main_text"
+            continue
+        expected = {"text": full.text.strip(), "title": full.title, "date": full.date or "", "url": full.url or "file:///tmp/p.html"}
+        assert got == expected
+        compared += 1
+    assert compared >= len(pages) - 2
