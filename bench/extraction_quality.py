@@ -11,7 +11,8 @@ Score per page: bag-of-words precision, recall and F1 of the extracted text agai
 reference (words lowercased; one token per character in scripts written without spaces), as
 article-extraction benchmarks score. Printed: the mean F1 of plain `trafilatura.extract`, the
 mean F1 of the text synthq ingest extracts (`tasks.ingest.extract.extract_html`), their
-ratio (target: >= 1, ingest loses nothing), and what ingest's filters then keep.
+ratio (target: >= 1, ingest loses nothing), and what ingest's language and quality filters
+then keep, with the default allow-list (English) and with every language allowed.
 
     .venv/bin/python bench/extraction_quality.py [--pages DIR]
 """
@@ -76,8 +77,8 @@ def main() -> None:
     data = args.pages or fetch_pages()
     pairs = [(h, data / "txt" / f"{h.stem}.txt") for h in sorted((data / "html").glob("*.html"))]
     pairs = [(h, t) for h, t in pairs if t.is_file()]
-    cfg, now = IngestConfig(), datetime.now(timezone.utc)
-    plain_f1, ours_f1, kept, rejected = [], [], 0, Counter()
+    cfg, every_language, now = IngestConfig(), IngestConfig(languages=[]), datetime.now(timezone.utc)
+    plain_f1, ours_f1, kept, rejected = [], [], Counter(), {"default": Counter(), "all": Counter()}
     print(f"{len(pairs)} pages with a reference text, from {data}")
     print(f"{'page':28} {'plain P/R/F1':>17} {'synthq P/R/F1':>17}")
     for html_file, txt_file in pairs:
@@ -89,15 +90,17 @@ def main() -> None:
         p1, p2 = score(plain, reference), score(ours, reference)
         plain_f1.append(p1[2])
         ours_f1.append(p2[2])
-        doc, rej = extract_page(page, cfg)
-        kept += doc is not None
-        if rej:
-            rejected[rej["reason"]] += 1
+        for name, settings in (("default", cfg), ("all", every_language)):
+            doc, rej = extract_page(page, settings)
+            kept[name] += doc is not None
+            if rej:
+                rejected[name][rej["reason"]] += 1
         print(f"{html_file.stem[:28]:28} {p1[0]:.2f}/{p1[1]:.2f}/{p1[2]:.2f}   {p2[0]:.2f}/{p2[1]:.2f}/{p2[2]:.2f}")
     plain_mean, ours_mean = sum(plain_f1) / len(pairs), sum(ours_f1) / len(pairs)
     print(f"mean F1: plain trafilatura.extract {plain_mean:.3f}, synthq ingest {ours_mean:.3f}; ratio {ours_mean / plain_mean:.3f} (target >= 1)")
     print(f"pages where synthq scores lower: {sum(o < p - 1e-9 for o, p in zip(ours_f1, plain_f1))}, higher: {sum(o > p + 1e-9 for o, p in zip(ours_f1, plain_f1))}")
-    print(f"ingest keeps {kept} of {len(pairs)} after language and quality filters; rejected: {dict(rejected) or 'none'}")
+    for name, label in (("default", f"languages={cfg.languages}"), ("all", "every language allowed")):
+        print(f"ingest ({label}) keeps {kept[name]} of {len(pairs)}; rejected: {dict(rejected[name]) or 'none'}")
 
 
 if __name__ == "__main__":

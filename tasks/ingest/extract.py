@@ -25,6 +25,7 @@ from tasks.core.records import rejection
 from tasks.ingest import filters
 from tasks.ingest.langid import check_language
 from tasks.ingest.raw import RawPage
+from tasks.ingest.words import split_words
 
 STAGE = "ingest"
 _SPACES = re.compile(r"\s+")
@@ -100,7 +101,7 @@ def extract_page(page: RawPage, cfg: IngestConfig) -> tuple[dict | None, dict | 
     text = got["text"]
     if not text:
         return _reject(page, "no_main_text", "no main text found in the page")
-    n_words = len(text.split())
+    n_words = len(split_words(text))
     if n_words < cfg.quality.min_words:  # the cheapest check first: most junk is short
         return _reject(page, "too_short", f"{n_words} words, fewer than ingest.quality.min_words={cfg.quality.min_words}", text=text)
     language, score, bad = check_language(text, cfg.languages, cfg.min_language_score)

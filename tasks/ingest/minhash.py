@@ -1,7 +1,8 @@
 """MinHash signatures of documents, for near-duplicate search across the corpus.
 
 A document is the set of its word `shingle_words`-grams after normalization (lowercase,
-punctuation stripped, whitespace collapsed). Each shingle gets a 32-bit hash; the signature
+punctuation stripped; words as `tasks.ingest.words` splits them, so a Chinese, Japanese or
+Thai character is a word). Each shingle gets a 32-bit hash; the signature
 is datasketch's default MinHash scheme ("affine32": MurmurHash3 finalizer, then
 `a * h + b mod 2**32` with datasketch's own permutations for the seed) applied to a whole
 batch of documents at once with numpy, so the result equals `datasketch.MinHash(num_perm,
@@ -24,10 +25,12 @@ from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
 from tasks.core.config import DedupConfig
+from tasks.ingest.words import split_words
 
 SIDECAR = "minhash"  # sidecar name in the documents dataset: <lake>/documents/_minhash/
 SEED = 1  # datasketch's default seed: signatures stay comparable with datasketch's own
 EMPTY = np.uint32(0xFFFFFFFF)  # a document without words: datasketch's empty signature
+WORDS = b"2"  # version of the word split signatures are made of: 2 splits unspaced scripts by character
 CHUNK_CELLS = 1 << 20  # shingles x permutations per numpy step: a few MiB, stays in cache
 
 # One odd multiplier per word position in a shingle: order matters ("a b" != "b a").
@@ -43,9 +46,9 @@ def _punctuation() -> dict[int, None]:
 
 
 def normalize(text: str) -> list[str]:
-    """Words of the text: lowercased, punctuation and symbols stripped, whitespace collapsed.
+    """Words of the text: lowercased, punctuation and symbols stripped, split into words.
     Letters, digits and combining marks stay, so every script keeps its words."""
-    return text.lower().translate(_punctuation()).split()
+    return split_words(text.lower().translate(_punctuation()))
 
 
 def word_hash(word: str) -> int:
@@ -119,18 +122,23 @@ def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
 
 def sidecar_table(ids: list[str], sigs: np.ndarray, cfg: DedupConfig) -> pa.Table:
     """The `minhash` sidecar of a shard: document id and its signature, row for row; the
-    shingle size is stamped in the schema so signatures of another shingling are not mixed."""
+    shingle size and word split are stamped in the schema so signatures of another shingling
+    are not mixed."""
     flat = pa.array(np.ascontiguousarray(sigs, dtype=np.uint32).reshape(-1))
     column = pa.FixedSizeListArray.from_arrays(flat, sigs.shape[1])
     tbl = pa.table({"id": pa.array(ids, pa.string()), "minhash": column})
-    return tbl.replace_schema_metadata({b"shingle_words": str(cfg.shingle_words).encode()})
+    return tbl.replace_schema_metadata({b"shingle_words": str(cfg.shingle_words).encode(), b"words": WORDS})
 
 
 def sidecar_fits(tbl: pa.Table, cfg: DedupConfig) -> bool:
-    """Whether a stored sidecar was computed with these settings (num_perm and shingle size);
-    a sidecar from before the shingle size was stamped does not fit."""
-    stamp = (tbl.schema.metadata or {}).get(b"shingle_words")
-    return tbl.column("minhash").type.list_size == cfg.num_perm and stamp == str(cfg.shingle_words).encode()
+    """Whether a stored sidecar was computed with these settings (num_perm, shingle size) and
+    this word split; a sidecar from before they were stamped does not fit."""
+    stamp = tbl.schema.metadata or {}
+    return (
+        tbl.column("minhash").type.list_size == cfg.num_perm
+        and stamp.get(b"shingle_words") == str(cfg.shingle_words).encode()
+        and stamp.get(b"words") == WORDS
+    )
 
 
 def sidecar_signatures(tbl: pa.Table) -> np.ndarray:

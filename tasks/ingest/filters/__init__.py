@@ -41,7 +41,7 @@ def apply(text: str, cfg: QualityConfig, language: str = "en") -> tuple[str, str
     _check_disabled(cfg.disabled)
     view = DocView(text)
     for f in FILTERS:
-        if f.name in cfg.disabled or (f.english_only and language != "en"):
+        if f.name in cfg.disabled or (f.english_only and language != "en") or language in f.skip_languages:
             continue
         detail = f.check(view, cfg)
         if detail:

@@ -17,11 +17,13 @@ from itertools import repeat
 from operator import mul
 
 from tasks.core.config import QualityConfig
+from tasks.ingest.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
 
 # Stripped from both ends of a whitespace token to get a word; a token made only of these is
 # no word at all (a dash between clauses, a lone bullet). Kept short: str.strip's cost grows
 # with the set, and words are the one view every document pays for.
 EDGE_PUNCTUATION = string.punctuation + "“”‘’«»—–…•·"
+GRAM_SCALE = {"spaced": 1, "cjk": 2, "southeast_asian": 4}
 
 
 class DocView:
@@ -42,8 +44,8 @@ class DocView:
 
     @cached_property
     def words(self) -> list[str]:
-        """Lower-cased whitespace tokens without their edge punctuation; empty ones dropped."""
-        tokens = self.text.lower().split()
+        """Lower-cased words (see `tasks.ingest.words`) without their edge punctuation; empty ones dropped."""
+        tokens = split_words(self.text.lower())
         return list(filter(None, map(str.strip, tokens, repeat(EDGE_PUNCTUATION))))
 
     @cached_property
@@ -54,6 +56,48 @@ class DocView:
     @cached_property
     def word_chars(self) -> int:
         return sum(map(mul, self.word_counts.values(), map(len, self.word_counts)))
+
+    @cached_property
+    def unspaced_words(self) -> int:
+        """Words that are characters of a script written without spaces (0 for most text)."""
+        return sum(self._unspaced_counts[:2])
+
+    @cached_property
+    def _unspaced_counts(self) -> tuple[int, int, int]:
+        """(Chinese and Japanese characters, Thai, Lao, Khmer and Burmese letters, characters of
+        the other words) among the words."""
+        if not has_unspaced(self.text):
+            return 0, 0, self.word_chars
+        cjk = southeast = spaced_chars = 0
+        for word, count in self.word_counts.items():
+            if not is_unspaced(word):
+                spaced_chars += len(word) * count
+            elif is_southeast_asian(word):
+                southeast += count
+            else:
+                cjk += count
+        return cjk, southeast, spaced_chars
+
+    @cached_property
+    def spaced_chars(self) -> int:
+        """Characters of the words in scripts written with spaces."""
+        return self._unspaced_counts[2]
+
+    @cached_property
+    def script(self) -> str:
+        """"cjk" for a text mostly in Chinese or Japanese characters, "southeast_asian" for one
+        mostly in Thai, Lao, Khmer or Burmese letters, else "spaced"."""
+        cjk, southeast, _ = self._unspaced_counts
+        if (cjk + southeast) * 2 <= len(self.words):
+            return "spaced"
+        return "southeast_asian" if southeast > cjk else "cjk"
+
+    @cached_property
+    def gram_scale(self) -> int:
+        """Words per n-gram slot: 1 in spaced scripts; where each character is a word, about
+        one word's worth: two Chinese or Japanese characters, four Thai, Lao, Khmer or
+        Burmese letters."""
+        return GRAM_SCALE[self.script]
 
 
 Check = Callable[[DocView, QualityConfig], "str | None"]
@@ -66,6 +110,7 @@ class Filter:
     name: str
     check: Check
     english_only: bool = False  # rules built on English words skip other languages
+    skip_languages: tuple[str, ...] = ()  # languages the rule cannot judge
 
 
 def share(part: float, whole: float) -> float:

@@ -32,9 +32,12 @@ def word_count(view: DocView, cfg: QualityConfig) -> str | None:
 
 
 def mean_word_length(view: DocView, cfg: QualityConfig) -> str | None:
-    if not view.words:
+    """Over the words of spaced scripts: a text mostly in a script written without spaces,
+    where every character is a word, has no word length to judge."""
+    spaced = len(view.words) - view.unspaced_words
+    if not spaced or spaced * 2 < len(view.words):
         return None
-    mean = view.word_chars / len(view.words)
+    mean = view.spaced_chars / spaced
     if mean < cfg.min_mean_word_length:
         return f"mean word length {mean:.1f} < {setting('min_mean_word_length', cfg.min_mean_word_length)}"
     if mean > cfg.max_mean_word_length:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from tasks.core.config import QualityConfig
 from tasks.ingest.filters.base import DocView, Filter, setting, share
 
-# A sentence's last mark, in Latin, CJK, Arabic and Devanagari scripts.
-TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡؟।")
+# A sentence's last mark, in Latin, CJK, Arabic, Devanagari, Burmese, Khmer and Ethiopic scripts.
+TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡؟।။។።")
+# Written without a mark at the end of a sentence (a space ends it): the rule cannot judge them.
+NO_SENTENCE_MARK = ("th", "lo")
 # Closing marks that may follow the sentence's last mark: 'He said "stop."' ends a sentence.
 CLOSERS = "\"'”’»)]*_"
 SHORT_LINE_CHARS = 30  # FineWeb's bound for a short line
+SHORT_LINE_CJK_CHARS = 12  # the same in Chinese or Japanese, where a character holds about a word
 
 
 def _ends_sentence(line: str) -> bool:
@@ -34,15 +37,16 @@ def terminal_punctuation(view: DocView, cfg: QualityConfig) -> str | None:
 
 
 def short_lines(view: DocView, cfg: QualityConfig) -> str | None:
-    short = sum(1 for line in view.lines if len(line) < SHORT_LINE_CHARS)
+    bound = SHORT_LINE_CJK_CHARS if view.script == "cjk" else SHORT_LINE_CHARS
+    short = sum(1 for line in view.lines if len(line) < bound)
     ratio = share(short, len(view.lines))
     if ratio > cfg.max_short_lines:
-        measured = f"{short} of {len(view.lines)} lines are under {SHORT_LINE_CHARS} characters ({ratio:.2f})"
+        measured = f"{short} of {len(view.lines)} lines are under {bound} characters ({ratio:.2f})"
         return f"{measured} > {setting('max_short_lines', cfg.max_short_lines)}"
     return None
 
 
 FILTERS = [
-    Filter("fineweb_terminal_punctuation", terminal_punctuation),
+    Filter("fineweb_terminal_punctuation", terminal_punctuation, skip_languages=NO_SENTENCE_MARK),
     Filter("fineweb_short_lines", short_lines),
 ]

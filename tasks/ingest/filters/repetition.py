@@ -11,6 +11,10 @@ in prose the short n-grams need no count at all. And an n-gram can only occur tw
 both of its (n-1)-grams occur twice, so once the repeated (n-1)-grams are known only their
 positions are counted for n: in prose that set is nearly empty by n = 5, and the long
 n-grams cost almost nothing.
+
+In a text mostly in a script written without spaces, where each character is a word (see
+`tasks.ingest.words`), an n-gram rule counts grams of about n words: 2n Chinese or Japanese
+characters, 4n Thai, Lao, Khmer or Burmese letters (`DocView.gram_scale`).
 """
 
 from __future__ import annotations
@@ -103,8 +107,14 @@ def repeated_ngrams(view: DocView, n: int) -> tuple[Counter, list[int]]:
     return view.memo[key]
 
 
+def _gram_name(n: int, view: DocView, plural: str = "") -> str:
+    name = f"{n}-gram{plural}"
+    return name if view.gram_scale == 1 else f"{name} ({n * view.gram_scale} characters each)"
+
+
 def top_ngram_chars(view: DocView, cfg: QualityConfig) -> str | None:
-    for n, limit in sorted(cfg.max_top_ngram_chars.items()):
+    for key, limit in sorted(cfg.max_top_ngram_chars.items()):
+        n = key * view.gram_scale
         if share(n * _top_word_chars(view), view.word_chars) <= limit:
             continue  # no n-gram can reach the limit
         counts, _ = repeated_ngrams(view, n)
@@ -113,8 +123,8 @@ def top_ngram_chars(view: DocView, cfg: QualityConfig) -> str | None:
         gram, count = counts.most_common(1)[0]
         ratio = share(sum(map(len, gram)) * count, view.word_chars)
         if ratio > limit:
-            measured = f"the {n}-gram '{' '.join(gram)}' ({count} times) holds {ratio:.2f} of the word characters"
-            return f"{measured} > {setting('max_top_ngram_chars', limit, n)}"
+            measured = f"the {_gram_name(key, view)} '{' '.join(gram)}' ({count} times) holds {ratio:.2f} of the word characters"
+            return f"{measured} > {setting('max_top_ngram_chars', limit, key)}"
     return None
 
 
@@ -128,14 +138,15 @@ def _covered_chars(words: list[str], starts: list[int], n: int) -> int:
 
 
 def duplicate_ngram_chars(view: DocView, cfg: QualityConfig) -> str | None:
-    for n, limit in sorted(cfg.max_duplicate_ngram_chars.items()):
+    for key, limit in sorted(cfg.max_duplicate_ngram_chars.items()):
+        n = key * view.gram_scale
         _, starts = repeated_ngrams(view, n)
         if not starts:
             break  # longer n-grams cannot repeat where shorter ones do not
         ratio = share(_covered_chars(view.words, starts, n), view.word_chars)
         if ratio > limit:
-            return f"repeated {n}-grams cover {ratio:.2f} of the word characters > " + setting(
-                "max_duplicate_ngram_chars", limit, n
+            return f"repeated {_gram_name(key, view, 's')} cover {ratio:.2f} of the word characters > " + setting(
+                "max_duplicate_ngram_chars", limit, key
             )
     return None
 
