@@ -112,7 +112,7 @@ def run_stage(cfg: FactoryConfig) -> dict:
     ray.shutdown()
     stats = rows[0]["stats"]
     return {"seconds": elapsed, "kept": rows[0]["kept"], "rejected": rows[0]["rejected"], "calls": timed.calls,
-            "load": (load, os.getloadavg()[0]), **stats}
+            "load": (load, os.getloadavg()[0]), **stats, **stats["llm"]}
 
 
 def bare_llm(cfg: FactoryConfig):

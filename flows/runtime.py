@@ -142,6 +142,9 @@ def publish_report(lake: Lake, dataset: str) -> dict:
     if llm:
         repaired, failed = sum(x["repaired"] for x in llm), sum(x["repair_failed"] for x in llm)
         reasons += f"\n\nLLM outputs: {sum(x['calls'] for x in llm)}, repaired on a second try: {repaired}, still invalid: {failed}"
+        tokens = {k: sum(x.get(k, 0) for x in llm) for k in ("prompt_tokens", "cached_tokens", "output_tokens")}
+        reasons += (f"\n\nTokens: prompt {tokens['prompt_tokens']:,} ({tokens['cached_tokens']:,} from the prefix cache), "
+                    f"output {tokens['output_tokens']:,}")
     create_markdown_artifact(
         key=f"{dataset}-report",
         markdown=f"## {dataset}\n\nshards: {report['shards']}, in: {report['kept'] + report['rejected']}, "

@@ -9,6 +9,10 @@ from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
 from tasks.llm.engine import Engine, Parsed, Request, complete
 
+# What a shard's manifest records of its LLM calls: outputs, repairs, and tokens (prompt, the
+# part of it served from the engine's prefix cache, output), repair attempts included.
+LLM_COUNTS = ("calls", "repaired", "repair_failed", "prompt_tokens", "cached_tokens", "output_tokens")
+
 
 @dataclass
 class StageContext:
@@ -16,7 +20,7 @@ class StageContext:
     lake: Lake
     engine: Engine | None = None
     extras: dict = field(default_factory=dict)
-    llm: dict = field(default_factory=lambda: {"calls": 0, "repaired": 0, "repair_failed": 0})
+    llm: dict = field(default_factory=lambda: dict.fromkeys(LLM_COUNTS, 0))
 
     @cached_property
     def tokens(self):
@@ -36,9 +40,11 @@ class StageContext:
         return Request(rid, messages, schema, max_tokens, temperature, e.seed, e.frequency_penalty)
 
     def complete(self, requests: list[Request], model) -> list[Parsed]:
-        """`complete` on this stage's engine, counting calls and repairs for the shard's manifest."""
+        """`complete` on this stage's engine, counting calls, repairs and tokens for the shard's manifest."""
         out = complete(self.engine, requests, model)
         self.llm["calls"] += len(out)
         self.llm["repaired"] += sum(p.attempts == 2 and p.value is not None for p in out)
         self.llm["repair_failed"] += sum(p.attempts == 2 and p.value is None for p in out)
+        for key in ("prompt_tokens", "cached_tokens", "output_tokens"):
+            self.llm[key] += sum(p.usage.get(key, 0) for p in out)
         return out

@@ -39,13 +39,12 @@ def instruction(plan: Planned, value: Synthesis, model: str, version: str) -> di
     }
 
 
-def shard_stats(plans: list[Planned], usage: dict) -> dict:
-    """What the manifest shows: tokens spent, and how much of the prompts the groups shared."""
+def shard_stats(plans: list[Planned]) -> dict:
+    """What the manifest shows besides the LLM counts: how much of the prompts the groups shared."""
     n = max(len(plans), 1)
     groups = len({p.group for p in plans})
     return {
         "documents": len(plans),
-        **usage,
         "mean_demonstrations": sum(len(p.demonstration_ids) for p in plans) / n,
         "groups": groups,
         "mean_group_size": len(plans) / max(groups, 1),
@@ -59,16 +58,13 @@ def process(docs_tbl: pa.Table, ctx: StageContext) -> StageResult:
     plans = build_requests(docs_tbl.to_pylist(), ctx.extras["demonstrations"], ctx)
     parsed = ctx.complete([p.request for p in plans], Synthesis)
     kept, rejected = [], []
-    usage = {"prompt_tokens": 0, "cached_tokens": 0, "output_tokens": 0}
     for plan, out in zip(plans, parsed):
-        for key in usage:
-            usage[key] += out.usage.get(key, 0)
         if out.value is None:
             ref = {"document_id": plan.doc["id"], "demonstration_ids": plan.demonstration_ids}
             rejected.append(rejected_output(STAGE, out, plan.doc["id"], ref))
         else:
             kept.append(instruction(plan, out.value, ctx.model_name, version))
-    return StageResult(table(kept, INSTRUCTIONS), table(rejected, REJECTED), shard_stats(plans, usage))
+    return StageResult(table(kept, INSTRUCTIONS), table(rejected, REJECTED), shard_stats(plans))
 
 
 def prepare(ctx: StageContext) -> None:

@@ -56,6 +56,9 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
             assert "after one repair attempt" in row["detail"] and json.loads(row["record"])["attempts"] == 2
     llm = [m["stats"]["llm"] for m in lake.manifests("instructions") if "llm" in m["stats"]]
     assert sum(x["calls"] for x in llm) == instr["kept"] + instr["rejected"]
+    for dataset in ("demonstrations", "instructions", "scored"):  # every LLM stage counts its tokens
+        used = [m["stats"]["llm"] for m in lake.manifests(dataset) if "llm" in m["stats"]]
+        assert used and all(x["output_tokens"] > 0 and x["prompt_tokens"] > x["output_tokens"] for x in used), dataset
     assert curated["kept"] + curated["rejected"] == scored["kept"]
     verdicts = lake.read("scored").column("moderation").to_pylist()
     assert verdicts and set(verdicts) <= {"safe", "unsafe"}  # moderation ran on the real engine

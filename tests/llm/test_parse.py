@@ -103,3 +103,15 @@ def test_no_repair_when_nothing_failed_or_when_asked_not_to():
     engine = Rounds(["not json"])
     assert complete(engine, _reqs(1), SeedAnalysis, repair=False)[0].attempts == 1
     assert len(engine.asked) == 1
+
+
+def test_stage_context_counts_calls_repairs_and_tokens_for_the_manifest(tmp_path):
+    from tasks.core.config import FactoryConfig
+    from tasks.core.context import StageContext
+    from tasks.core.lake import Lake
+
+    good = '{"intent": "bake", "keywords": ["bread"]}'
+    ctx = StageContext(cfg=FactoryConfig(lake=str(tmp_path)), lake=Lake(str(tmp_path)), engine=Rounds([good, "not json"], [good]))
+    ctx.complete(_reqs(2), SeedAnalysis)
+    # three generations of 7 prompt and 3 output tokens each: two first attempts, one repair
+    assert ctx.llm == {"calls": 2, "repaired": 1, "repair_failed": 0, "prompt_tokens": 21, "cached_tokens": 0, "output_tokens": 9}
