@@ -48,7 +48,7 @@ DOCUMENTS = _schema(
     ("source", pa.string(), "Where the page came from: input file, WARC/WET file, dataset, or 'crawl'."),
     ("source_offset", pa.int64(), "Byte offset of the WARC record, or row/line number in a table file; null otherwise."),
     ("fetch_time", pa.timestamp("s", tz="UTC"), "When the page was fetched (crawl, WARC date) or read (file mtime)."),
-    ("n_words", pa.int32(), "Word count of the main text (quality signal)."),
+    ("n_words", pa.int32(), "Word count of the main text, one word per character in Chinese, Japanese, Thai and other scripts written without spaces (quality signal)."),
 )
 
 PAGES = _schema(
