@@ -11,7 +11,7 @@ Score per page: bag-of-words precision, recall and F1 of the extracted text agai
 reference (words lowercased; one token per character in scripts written without spaces), as
 article-extraction benchmarks score. Printed: the mean F1 of plain `trafilatura.extract`, the
 mean F1 of the text synthq ingest extracts (`tasks.ingest.extract.extract_html`), their
-ratio (target: >= 1, ingest loses nothing), and what ingest's language and quality filters
+ratio (target: >= 1, ingest loses nothing), the mean F1 in `ingest.fast` mode, and what ingest's language and quality filters
 then keep, with the default allow-list (English) and with every language allowed.
 
     .venv/bin/python bench/extraction_quality.py [--pages DIR]
@@ -78,7 +78,7 @@ def main() -> None:
     pairs = [(h, data / "txt" / f"{h.stem}.txt") for h in sorted((data / "html").glob("*.html"))]
     pairs = [(h, t) for h, t in pairs if t.is_file()]
     cfg, every_language, now = IngestConfig(), IngestConfig(languages=[]), datetime.now(timezone.utc)
-    plain_f1, ours_f1, kept, rejected = [], [], Counter(), {"default": Counter(), "all": Counter()}
+    plain_f1, ours_f1, fast_f1, kept, rejected = [], [], [], Counter(), {"default": Counter(), "all": Counter()}
     print(f"{len(pairs)} pages with a reference text, from {data}")
     print(f"{'page':28} {'plain P/R/F1':>17} {'synthq P/R/F1':>17}")
     for html_file, txt_file in pairs:
@@ -90,6 +90,8 @@ def main() -> None:
         p1, p2 = score(plain, reference), score(ours, reference)
         plain_f1.append(p1[2])
         ours_f1.append(p2[2])
+        fast, _ = extract_html(page, IngestConfig(fast=True))
+        fast_f1.append(score(fast["text"] if fast else "", reference)[2])
         for name, settings in (("default", cfg), ("all", every_language)):
             doc, rej = extract_page(page, settings)
             kept[name] += doc is not None
@@ -98,6 +100,7 @@ def main() -> None:
         print(f"{html_file.stem[:28]:28} {p1[0]:.2f}/{p1[1]:.2f}/{p1[2]:.2f}   {p2[0]:.2f}/{p2[1]:.2f}/{p2[2]:.2f}")
     plain_mean, ours_mean = sum(plain_f1) / len(pairs), sum(ours_f1) / len(pairs)
     print(f"mean F1: plain trafilatura.extract {plain_mean:.3f}, synthq ingest {ours_mean:.3f}; ratio {ours_mean / plain_mean:.3f} (target >= 1)")
+    print(f"with ingest.fast (trafilatura's fast mode): mean F1 {sum(fast_f1) / len(pairs):.3f}")
     print(f"pages where synthq scores lower: {sum(o < p - 1e-9 for o, p in zip(ours_f1, plain_f1))}, higher: {sum(o > p + 1e-9 for o, p in zip(ours_f1, plain_f1))}")
     for name, label in (("default", f"languages={cfg.languages}"), ("all", "every language allowed")):
         print(f"ingest ({label}) keeps {kept[name]} of {len(pairs)}; rejected: {dict(rejected[name]) or 'none'}")
