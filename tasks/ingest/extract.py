@@ -1,12 +1,14 @@
 """From one raw page to one clean document: extraction, language, quality, or a rejection.
 
 HTML goes through trafilatura (main text, title, date, canonical URL); plain text (WET
-records, text columns) goes straight to cleaning. Of trafilatura's metadata only the title,
-date and URL are read, with trafilatura's own functions in its own order: the same values as
-`bare_extraction(with_metadata=True)`, without the author, site name, categories, tags and
-licence searches, which cost about a fifth of the extraction time and which no record keeps. Then the language is identified and the
+records, text columns) goes straight to cleaning. Then the language is identified and the
 quality filters run. A page that cannot become a document comes back as a rejection with a
 reason a user can read and count.
+
+Of trafilatura's metadata only the title, date and URL are read, with trafilatura's own
+functions in its own order: the same values as `bare_extraction(with_metadata=True)`, without
+the author, site name, categories, tags and licence searches, which cost about a fifth of the
+extraction time and which no record keeps.
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@
 Most scripts separate words with spaces, and a whitespace split is their words. Chinese,
 Japanese, Thai, Lao, Khmer and Burmese are written without spaces: there a whitespace "word"
 is a whole clause, so a full article counts as a dozen words and fails `min_words`. In those
-scripts each character (with the vowel signs and tone marks on it) counts as one word. For Chinese and Japanese that is close to the
-truth (a word is one to two characters); for Thai, Lao, Khmer and Burmese it overcounts, so
-word-count limits are looser there. Their punctuation (。，「」 and the full-width forms)
-separates words like a space. Text without such characters takes the plain split, unchanged.
+scripts each character (with the vowel signs and tone marks on it) counts as one word. For
+Chinese and Japanese that is close to the truth (a word is one to two characters); for Thai,
+Lao, Khmer and Burmese it overcounts, so word-count limits are looser there. Their
+punctuation (。，「」 and the full-width forms) separates words like a space. Text without
+such characters takes the plain split, unchanged.
 """
 
 from __future__ import annotations
