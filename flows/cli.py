@@ -59,6 +59,9 @@ def _show_release(info: dict, cfg: FactoryConfig) -> None:
     console.print(f"\n[bold green]Release {info['name']}/v{info['version']}[/]: {info['rows']} rows "
                   f"from {info['documents']} documents, mean score {info['score_mean']:.2f}/7")
     console.print(f"  data:  {info['path']}/data/\n  card:  {info['path']}/README.md")
+    subsets = {k: v for k, v in info.get("subsets", {}).items() if k != "queries"}
+    if subsets:
+        console.print("  subsets: " + ", ".join(f"{k} ({v} rows, {info['path']}/{k}/)" for k, v in subsets.items()))
     rows = pq.read_table(f"{info['path']}/data", filesystem=Lake(cfg.lake).fs).slice(0, 3).to_pylist()
     table = Table("score", "query", "document", show_lines=True)
     for r in rows:
@@ -122,6 +125,16 @@ def curate(target_size: Optional[int] = typer.Option(None, help="Keep the best q
 
 
 @app.command()
+def respond(samples: Optional[int] = typer.Option(None, help="Answers per query (default respond.samples)."),
+            judge: Optional[str] = typer.Option(None, help="llm or reward_model (default respond.judge)."),
+            config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+    """Answer every curated query (expert identity, sampled answers), judge them, pair them."""
+    from flows.respond import respond_flow
+
+    _run(respond_flow, _config(config, lake, set_, **{"respond.samples": samples, "respond.judge": judge}))
+
+
+@app.command()
 def publish(name: Optional[str] = typer.Option(None, help="Release name."),
             push_to_hub: Optional[str] = typer.Option(
                 None, "--push-to-hub", metavar="REPO", help="Also upload the release to this Hugging Face dataset repo (token in $HF_TOKEN)."),
@@ -146,7 +159,7 @@ def deploy() -> None:
 
 @app.command()
 def trigger(
-    flow: str = typer.Argument(..., help="factory, ingest, attribute, synthesize, curate, publish or scaling."),
+    flow: str = typer.Argument(..., help="factory, ingest, attribute, synthesize, curate, respond, publish or scaling."),
     param: Optional[list[str]] = typer.Option(None, "--param", "-p", help="Config override for this run: section.key=value."),
     wait: bool = typer.Option(False, help="Wait for the run to finish; exit 1 unless it completes."),
 ) -> None:

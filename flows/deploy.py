@@ -25,7 +25,7 @@ from tasks.core.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "synthq"
 DEPLOYMENT = "synthq"
-FLOWS = ("factory", "ingest", "attribute", "synthesize", "curate", "publish", "scaling")
+FLOWS = ("factory", "ingest", "attribute", "synthesize", "curate", "respond", "publish", "scaling")
 
 
 async def _ensure_pool(name: str) -> bool:

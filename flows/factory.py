@@ -1,4 +1,4 @@
-"""The factory flow: ingest -> attribute -> synthesize -> curate -> publish, on one lake.
+"""The factory flow: ingest -> attribute -> synthesize -> curate -> respond -> publish, on one lake.
 
 The engine starts loading at the beginning, in its Ray actor, while ingest runs.
 """
@@ -11,6 +11,7 @@ from flows.attribute import attribute_flow
 from flows.curate import curate_flow
 from flows.ingest import ingest_flow
 from flows.publish import publish_flow
+from flows.respond import respond_flow
 from flows.runtime import engine_for
 from flows.synthesize import synthesize_flow
 from tasks.core.config import FactoryConfig
@@ -23,4 +24,5 @@ def factory_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     attribute_flow(config)
     synthesize_flow(config)
     curate_flow(config)
+    respond_flow(config)
     return publish_flow(config)

@@ -11,13 +11,14 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.report import lake_report
+from tasks.core.report import lake_report, pairs_markdown
 from tasks.curate.select import release_index
 from tasks.llm.tokens import Tokens
 from tasks.publish import catalog
 from tasks.publish.hub import hub_token, push_release
 from tasks.publish.release import publish
 from tasks.publish.scaling import plot, table_rows
+from tasks.publish.subsets import training_subsets
 
 
 def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:
@@ -52,10 +53,12 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     token = hub_token(config.publish.hub_token_env) if config.publish.push_to_hub else None
     stages = {r["dataset"]: r for r in lake_report(lake)}
+    curated = lake.read("curated")
+    subsets = training_subsets(lake, curated, config.respond.variants()) if config.respond.enabled else {}
     info = publish(
-        lake, config.publish.name, lake.read("curated"), stages, config.model_dump(),
-        config.digest("ingest", "attribute", "synthesize", "curate", "engine"),
-        count_tokens=Tokens(config.engine).count, index=release_index(lake, config),
+        lake, config.publish.name, curated, stages, config.model_dump(),
+        config.digest("ingest", "attribute", "synthesize", "curate", "respond", "engine"),
+        count_tokens=Tokens(config.engine).count, index=release_index(lake, config), subsets=subsets,
     )
     logger = get_run_logger()
     hub = ""
@@ -66,11 +69,15 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
         logger.info("pushed %s/v%d to %s", info["name"], info["version"], url)
     info["scaling_plot"] = scaling_artifacts(lake, info["name"])
     plot_line = f"\n\nScaling plot: `{info['scaling_plot']}`" if info["scaling_plot"] else ""
+    counts = ", ".join(f"{k}: {v}" for k, v in info["subsets"].items())
+    pairs = subsets.get("preferences")
+    sample = f"\n\n## Sample preference pairs\n\n{pairs_markdown(pairs.slice(0, 3).to_pylist())}" if pairs is not None and pairs.num_rows else ""
     create_markdown_artifact(
         key="release",
         markdown=f"## Release {info['name']}/v{info['version']}\n\n{info['rows']} rows from {info['documents']} documents, "
-        f"mean score {info['score_mean']:.2f}/7.\n\nPath: `{info['path']}` (dataset card: `{info['path']}/README.md`)"
-        f"{hub}{plot_line}\n",
+        f"mean score {info['score_mean']:.2f}/7.\n\nSubsets (rows): {counts}\n\nPath: `{info['path']}` "
+        f"(dataset card: `{info['path']}/README.md`; load a subset with `datasets.load_dataset(path, \"sft\")`)"
+        f"{hub}{plot_line}{sample}\n",
         description="The published release",
     )
     logger.info("published %s/v%d: %d rows at %s", info["name"], info["version"], info["rows"], info["path"])

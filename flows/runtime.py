@@ -113,6 +113,8 @@ SAMPLE_COLUMNS = {
     "instructions": ("query", "scene"),
     "scored": ("query", "score_total"),
     "curated": ("query", "score_total", "topic"),
+    "responses": ("query", "answer", "score"),
+    "pairs": ("query", "score_chosen", "score_rejected"),
 }
 
 

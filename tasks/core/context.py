@@ -7,7 +7,7 @@ from functools import cached_property
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.llm.engine import Engine, Parsed, Request, complete
+from tasks.llm.engine import Engine, Parsed, Request, Result, complete
 
 # What a shard's manifest records of its LLM calls: outputs, repairs, and tokens (prompt, the
 # part of it served from the engine's prefix cache, output), repair attempts included.
@@ -34,17 +34,31 @@ class StageContext:
 
         return display_name(self.cfg.engine.model)
 
-    def request(self, rid: str, messages: list[dict], schema: dict, max_tokens: int, temperature: float) -> Request:
+    def request(self, rid: str, messages: list[dict], schema: dict | None, max_tokens: int, temperature: float, n: int = 1) -> Request:
         """A request with the engine-wide sampling settings (seed, frequency penalty) filled in."""
         e = self.cfg.engine
-        return Request(rid, messages, schema, max_tokens, temperature, e.seed, e.frequency_penalty)
+        return Request(rid, messages, schema, max_tokens, temperature, e.seed, e.frequency_penalty, n=n)
 
     def complete(self, requests: list[Request], model) -> list[Parsed]:
         """`complete` on this stage's engine, counting calls, repairs and tokens for the shard's manifest."""
         out = complete(self.engine, requests, model)
-        self.llm["calls"] += len(out)
         self.llm["repaired"] += sum(p.attempts == 2 and p.value is not None for p in out)
         self.llm["repair_failed"] += sum(p.attempts == 2 and p.value is None for p in out)
-        for key in ("prompt_tokens", "cached_tokens", "output_tokens"):
-            self.llm[key] += sum(p.usage.get(key, 0) for p in out)
+        self._count([p.usage for p in out])
         return out
+
+    def generate(self, requests: list[Request]) -> list[Result]:
+        """Free text (no schema, no repair) on this stage's engine, counted like `complete`;
+        every sample's output tokens count."""
+        out = self.engine.generate(requests) if requests else []
+        self._count([
+            {"prompt_tokens": r.prompt_tokens, "cached_tokens": r.cached_tokens,
+             "output_tokens": sum(s.output_tokens for s in r.samples())}
+            for r in out
+        ])
+        return out
+
+    def _count(self, usages: list[dict]) -> None:
+        self.llm["calls"] += len(usages)
+        for key in ("prompt_tokens", "cached_tokens", "output_tokens"):
+            self.llm[key] += sum(u.get(key, 0) for u in usages)

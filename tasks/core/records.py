@@ -103,6 +103,76 @@ CURATED = _schema(
     ("moderation_categories", pa.list_(pa.string()), "Hazard categories the moderation found (MLCommons taxonomy)."),
 )
 
+# The respond stage: answers (several samples per query, optionally an expert identity and a
+# rationale), their judgements, and preference pairs. Lineage columns follow the query.
+ASPECTS = ("instruction_following", "helpfulness", "truthfulness", "honesty")
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+_QUERY_LINEAGE = (
+    ("query_id", pa.string(), "Id of the curated instruction answered."),
+    ("query", pa.string(), "The instruction (the user turn)."),
+    ("document_id", pa.string(), "Id of the document the instruction is grounded in."),
+    ("document_url", pa.string(), "URL of that document."),
+    ("demonstration_ids", pa.list_(pa.string()), "Demonstrations shown when the instruction was synthesized."),
+    ("query_model", pa.string(), "Model that synthesized the instruction."),
+    ("query_prompt_version", pa.string(), "Version of the synthesis prompt."),
+    ("query_score", pa.int8(), "The instruction's total score on the seven criteria (0-7)."),
+)
+
+RESPONSES = _schema(
+    ("id", pa.string(), "Answer id (derived from query id, variant and sample index)."),
+    *_QUERY_LINEAGE,
+    ("variant", pa.string(), "direct: the answer alone; rationale: explicit reasoning, then the answer."),
+    ("sample", pa.int16(), "Index of this answer among the samples drawn for the query and variant."),
+    ("expert", pa.string(), "Second-person description of the ideal expert (the answering call's system message); empty when respond.expert is off."),
+    ("reasoning", pa.string(), "The reasoning part of a rationale answer; empty for direct answers."),
+    ("answer", pa.string(), "The final answer."),
+    ("response", pa.string(), "The assistant turn as trained on: the answer, or reasoning then answer."),
+    ("temperature", pa.float32(), "Sampling temperature of the answering call."),
+    ("max_tokens", pa.int32(), "Token limit of the answering call."),
+    ("seed", pa.int64(), "Sampling seed of the answering request (its samples are drawn in order from it); engines without per-request seeds (vLLM's CPU build) use engine.seed."),
+    ("output_tokens", pa.int32(), "Tokens of this answer (for n > 1 on an OpenAI-compatible server: of all samples of the request)."),
+    ("model", pa.string(), "Model that wrote the expert identity and the answer."),
+    ("expert_prompt_version", pa.string(), "Version of the expert-identity prompt; empty when off."),
+    ("answer_prompt_version", pa.string(), "Version of the answering prompt."),
+    ("judge", pa.string(), "What scored the answer: 'llm:<model>' (rubric) or 'reward_model:<folder name>'."),
+    ("judge_prompt_version", pa.string(), "Version of the judging prompt; empty for a reward model."),
+    ("score", pa.float32(), "Overall score: mean of the four aspects (1-10) for the LLM judge, the reward model's scalar otherwise."),
+    *[(f"score_{a}", pa.int8(), f"LLM judge: '{a.replace('_', ' ')}' from 1 to 10 (null for a reward model).") for a in ASPECTS],
+    ("judge_reasons", pa.string(), "LLM judge: the short reason given before each aspect's score, as JSON."),
+)
+
+PAIRS = _schema(
+    ("id", pa.string(), "Pair id (query id and variant)."),
+    *_QUERY_LINEAGE,
+    ("variant", pa.string(), "Variant of both answers (direct or rationale)."),
+    ("prompt", MESSAGES, "The prompt as chat messages: system (the expert identity, when used) and user (the query)."),
+    ("chosen", MESSAGES, "The best-scored answer as an assistant message."),
+    ("rejected", MESSAGES, "The lower-scored answer as an assistant message."),
+    ("score_chosen", pa.float32(), "Score of the chosen answer."),
+    ("score_rejected", pa.float32(), "Score of the rejected answer."),
+    ("chosen_id", pa.string(), "Answer id of the chosen answer."),
+    ("rejected_id", pa.string(), "Answer id of the rejected answer."),
+    ("chosen_model", pa.string(), "Model that wrote the chosen answer."),
+    ("rejected_model", pa.string(), "Model that wrote the rejected answer."),
+    ("judge", pa.string(), "What scored both answers."),
+    ("rule", pa.string(), "How the rejected answer was picked: lowest or random_lower."),
+)
+
+SFT = _schema(
+    ("messages", MESSAGES, "The conversation to train on: system (the expert identity, when used), user (the query), assistant (the best-scored answer)."),
+    ("prompt", pa.string(), "The query."),
+    ("prompt_id", pa.string(), "Id of the query (the curated instruction)."),
+    ("variant", pa.string(), "direct or rationale (reasoning, then the answer)."),
+    ("answer_id", pa.string(), "Id of the answer in the responses dataset."),
+    ("score", pa.float32(), "The judge's score of the answer."),
+    ("judge", pa.string(), "What scored the answer."),
+    *[(f.name, f.type, f.metadata[b"description"].decode()) for f in RESPONSES if f.name in (
+        "document_id", "document_url", "demonstration_ids", "query_model", "query_prompt_version", "query_score",
+        "model", "expert_prompt_version", "answer_prompt_version", "judge_prompt_version")],
+)
+
 REJECTED = _schema(
     ("stage", pa.string(), "Stage that removed the record."),
     ("reason", pa.string(), "Short machine-readable reason, counted in the stage report."),

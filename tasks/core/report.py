@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from tasks.core.lake import Lake
 
-DATASETS = ("documents", "demonstrations", "instructions", "scored", "curated")
-LLM_DATASETS = ("demonstrations", "instructions", "scored")
+DATASETS = ("documents", "demonstrations", "instructions", "scored", "curated", "responses", "pairs")
+LLM_DATASETS = ("demonstrations", "instructions", "scored", "responses")
 
 
 def lake_report(lake: Lake) -> list[dict]:
@@ -24,3 +24,21 @@ def lake_report(lake: Lake) -> list[dict]:
             rep["llm_valid"] = (rep["kept"], calls)
         rows.append(rep)
     return rows
+
+
+def _clip(text: str, n: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def pairs_markdown(pairs: list[dict]) -> str:
+    """Preference pairs as markdown: the query, both answers with their scores, judge and rule."""
+    lines = []
+    for p in pairs:
+        lines += [
+            f"### {_clip(p['query'], 160)}", "",
+            f"- chosen ({p['score_chosen']:.2f}): {_clip(p['chosen'][0]['content'])}",
+            f"- rejected ({p['score_rejected']:.2f}): {_clip(p['rejected'][0]['content'])}",
+            f"- judge: {p['judge']}, rule: {p['rule']}", "",
+        ]
+    return "\n".join(lines)

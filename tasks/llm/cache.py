@@ -22,7 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from tasks.core.lake import Lake
-from tasks.llm.engine import Engine, Request, Result
+from tasks.llm.engine import Engine, Request, Result, sample_id
 
 FOLDER = "cache/llm"
 
@@ -55,6 +55,7 @@ class CachedEngine:
                 "temperature": req.temperature,
                 "frequency_penalty": req.frequency_penalty,
                 "seed": req.sampling_seed(),
+                **({"n": req.n} if req.n > 1 else {}),  # keys of single-sample requests stay as they were
             },
             sort_keys=True,
             ensure_ascii=False,
@@ -75,7 +76,7 @@ class CachedEngine:
             if entry is None:
                 missing.append((req, path))
             else:
-                out[req.id] = Result(req.id, **entry)
+                out[req.id] = _result(req.id, entry)
         self.stats.hits += len(requests) - len(missing)
         self.stats.misses += len(missing)
         for start in range(0, len(missing), self.chunk):
@@ -94,10 +95,18 @@ class CachedEngine:
 
 
 def _entry(res: Result) -> dict:
-    return {
+    entry = {
         "text": res.text, "finish_reason": res.finish_reason,
         "prompt_tokens": res.prompt_tokens, "output_tokens": res.output_tokens, "cached_tokens": res.cached_tokens,
     }
+    if res.more:
+        entry["more"] = [{"text": m.text, "finish_reason": m.finish_reason, "output_tokens": m.output_tokens} for m in res.more]
+    return entry
+
+
+def _result(request_id: str, entry: dict) -> Result:
+    more = [Result(sample_id(request_id, k), **m) for k, m in enumerate(entry.pop("more"), start=1)]
+    return Result(request_id, **entry, more=more)
 
 
 def _parse(raw: bytes) -> dict | None:
@@ -105,6 +114,7 @@ def _parse(raw: bytes) -> dict | None:
     try:
         entry = json.loads(raw)
         fields = {k: entry[k] for k in ("text", "finish_reason", "prompt_tokens", "output_tokens")}
-        return {**fields, "cached_tokens": int(entry.get("cached_tokens", 0))}
+        more = [{k: m[k] for k in ("text", "finish_reason", "output_tokens")} for m in entry.get("more", [])]
+        return {**fields, "cached_tokens": int(entry.get("cached_tokens", 0)), "more": more}
     except (ValueError, KeyError, TypeError):
         return None

@@ -1,8 +1,10 @@
 """The engine protocol: requests in, results out, whatever serves the model.
 
-A `Request` carries chat messages, a JSON schema and sampling settings; a `Result` carries
-the raw text, why generation stopped, and token usage (prompt, cached prefix, output). `complete()` turns results into
-validated pydantic objects or counted errors: a result never silently becomes a row.
+A `Request` carries chat messages, a JSON schema (or none, for free text), sampling settings
+and how many samples to draw from one prefill (`n`); a `Result` carries the raw text, why
+generation stopped, and token usage (prompt, cached prefix, output), with the further samples
+in `more`. `complete()` turns results into validated pydantic objects or counted errors: a
+result never silently becomes a row.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ M = TypeVar("M", bound=BaseModel)
 class Request:
     id: str
     messages: list[dict]
-    schema: dict
+    schema: dict | None  # None: free text (an answer), else JSON constrained to this schema
     max_tokens: int = 512
     temperature: float = 0.7
     seed: int = 0
@@ -29,6 +31,7 @@ class Request:
     # Requests of one group share a long prompt prefix: engines keep them together and in order
     # (one replica, consecutive), so the prefix is prefilled once. Not part of the output.
     group: str = ""
+    n: int = 1  # samples drawn from one prefill of the prompt (vLLM's and OpenAI's `n`)
 
     def sampling_seed(self) -> int:
         """Seed derived from the request id: the same request samples the same text in any batch."""
@@ -46,6 +49,18 @@ class Result:
     error: str | None = None
     cached_tokens: int = 0  # prompt tokens served from the engine's prefix cache
     latency_s: float = 0.0
+    # samples 2..n of a request with n > 1, ids "<id>#1", "<id>#2"...; their prompt tokens
+    # are counted once, on this result
+    more: list["Result"] = field(default_factory=list)
+
+    def samples(self) -> list["Result"]:
+        """Every sample of the request, the first one included."""
+        return [replace(self, more=[]), *self.more]
+
+
+def sample_id(request_id: str, k: int) -> str:
+    """Id of sample k of a request (sample 0 keeps the request's id)."""
+    return request_id if k == 0 else f"{request_id}#{k}"
 
 
 class Engine(Protocol):

@@ -13,7 +13,7 @@ import time
 
 from tasks.core.config import EngineConfig
 from tasks.core.errors import ConfigError
-from tasks.llm.engine import Request, Result
+from tasks.llm.engine import Request, Result, sample_id
 
 
 class OpenAIEngine:
@@ -36,6 +36,11 @@ class OpenAIEngine:
     async def _one(self, client, gate: asyncio.Semaphore, req: Request) -> Result:
         async with gate:
             start = time.perf_counter()
+            extra = {"seed": req.sampling_seed()} if self.cfg.seed_per_request else {}
+            if req.schema is not None:
+                extra["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": req.schema}}
+            if req.n > 1:
+                extra["n"] = req.n
             try:
                 resp = await client.chat.completions.create(
                     model=self.cfg.model,
@@ -43,25 +48,11 @@ class OpenAIEngine:
                     max_tokens=req.max_tokens,
                     temperature=req.temperature,
                     frequency_penalty=req.frequency_penalty,
-                    response_format={
-                        "type": "json_schema",
-                        "json_schema": {"name": "output", "schema": req.schema},
-                    },
-                    **({"seed": req.sampling_seed()} if self.cfg.seed_per_request else {}),
+                    **extra,
                 )
+                return to_result(req, resp, time.perf_counter() - start)
             except Exception as e:  # every failure becomes a counted result, never a lost row
                 return Result(req.id, "", None, error=f"{type(e).__name__}: {e}"[:500])
-            choice = resp.choices[0]
-            usage = resp.usage
-            return Result(
-                id=req.id,
-                text=choice.message.content or "",
-                finish_reason=choice.finish_reason,
-                prompt_tokens=usage.prompt_tokens if usage else 0,
-                output_tokens=usage.completion_tokens if usage else 0,
-                cached_tokens=cached_tokens(usage),
-                latency_s=time.perf_counter() - start,
-            )
 
     async def _all(self, requests: list[Request]) -> list[Result]:
         gate = asyncio.Semaphore(self.cfg.max_concurrency)
@@ -70,6 +61,25 @@ class OpenAIEngine:
 
     def generate(self, requests: list[Request]) -> list[Result]:
         return asyncio.run(self._all(requests))
+
+
+def to_result(req: Request, resp, latency: float) -> Result:
+    """The server's answer as a Result, one sample per choice (in choice order). A response
+    without choices or messages raises, so it becomes this request's error."""
+    choices = sorted(resp.choices or [], key=lambda c: c.index)
+    if not choices:
+        raise ValueError("the server's response has no choices")
+    samples = [
+        Result(sample_id(req.id, k), c.message.content or "", c.finish_reason, latency_s=latency)
+        for k, c in enumerate(choices)
+    ]
+    first, usage = samples[0], resp.usage
+    first.prompt_tokens = usage.prompt_tokens if usage else 0
+    first.cached_tokens = cached_tokens(usage)
+    # the server counts the completion tokens of all choices together: they are put on the first
+    first.output_tokens = usage.completion_tokens if usage else 0
+    first.more = samples[1:]
+    return first
 
 
 def cached_tokens(usage) -> int:

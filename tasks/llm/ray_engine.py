@@ -1,5 +1,8 @@
 """The vLLM engine in a pool of long-lived Ray actors, shared by every shard of every stage.
 
+The reward model of the respond stage (judge=reward_model) lives in an actor of its own, found
+the same way: on a GPU when the cluster has one.
+
 The actors are named after the engine config, so any task or flow in the same Ray cluster
 finds the running pool instead of loading the model again. The pool has `engine.replicas`
 actors, by default one per `tensor_parallel_size` GPUs of the cluster (one without GPUs).
@@ -13,7 +16,7 @@ import hashlib
 
 import ray
 
-from tasks.core.config import EngineConfig
+from tasks.core.config import EngineConfig, RespondConfig
 from tasks.llm.dispatch import gather, split
 from tasks.llm.engine import Request, Result
 from tasks.llm.models import display_name
@@ -62,7 +65,7 @@ class RayEngine:
 
 # Ray destroys a named (non-detached) actor as soon as no handle to it is left, so the
 # process keeps one handle per engine: every stage of a run then shares the loaded model.
-_HANDLES: dict[tuple[str, str], RayEngine] = {}
+_HANDLES: dict[tuple[str, str], "RayEngine | RayReward"] = {}
 
 
 def actor_name(cfg: EngineConfig, replica: int = 0) -> str:
@@ -100,3 +103,36 @@ def _start(cfg: EngineConfig) -> RayEngine:
     actor = ray.remote(EngineActor)
     handles = [actor.options(name=actor_name(cfg, i), **options).remote(cfg) for i in range(pool_size(cfg, gpus))]
     return RayEngine(handles, display_name(cfg.model))
+
+
+class RewardActor:
+    def __init__(self, cfg: RespondConfig):
+        from tasks.llm.reward import RewardModel
+
+        self.model = RewardModel(cfg.reward_model, cfg.reward_batch_size, cfg.reward_max_length, cfg.reward_trust_remote_code)
+
+    def score(self, conversations: list[list[dict]]) -> list[float]:
+        return self.model.score(conversations)
+
+
+class RayReward:
+    """`score(conversations)` on the reward actor: picklable, so shard tasks can carry it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def score(self, conversations: list[list[dict]]) -> list[float]:
+        return ray.get(self.handle.score.remote(conversations))
+
+
+def reward_actor(cfg: RespondConfig) -> RayReward:
+    """Get or start the reward model's actor (kept alive for the process, like the engine)."""
+    name = "reward-" + hashlib.sha256(cfg.model_dump_json(include={"reward_model", "reward_batch_size", "reward_max_length", "reward_trust_remote_code"}).encode()).hexdigest()[:12]
+    key = (ray.get_runtime_context().get_job_id(), name)
+    if key not in _HANDLES:
+        gpu = ray.cluster_resources().get("GPU", 0) >= 1
+        # on CPU it shares the cores with the engine and the shard task (a logical half core)
+        options = {"num_gpus": 1} if gpu else {"num_cpus": 0.5}
+        actor = ray.remote(RewardActor).options(name=name, namespace=NAMESPACE, get_if_exists=True, max_restarts=1, **options)
+        _HANDLES[key] = RayReward(actor.remote(cfg))
+    return _HANDLES[key]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tasks.core.config import EngineConfig
-from tasks.llm.engine import Request, Result
+from tasks.llm.engine import Request, Result, sample_id
 from tasks.llm.models import display_name, resolve_model
 
 
@@ -97,7 +97,8 @@ class VLLMEngine:
                 temperature=r.temperature,
                 frequency_penalty=r.frequency_penalty,
                 seed=r.sampling_seed() if self.per_request_seed else None,
-                structured_outputs=StructuredOutputsParams(json=r.schema),
+                n=r.n,
+                structured_outputs=StructuredOutputsParams(json=r.schema) if r.schema is not None else None,
             )
             for r in requests
         ]
@@ -106,16 +107,13 @@ class VLLMEngine:
         latency = time.perf_counter() - start
         results = []
         for req, out in zip(requests, outputs):
-            choice = out.outputs[0]
-            results.append(
-                Result(
-                    id=req.id,
-                    text=choice.text,
-                    finish_reason=choice.finish_reason,
-                    prompt_tokens=len(out.prompt_token_ids or []),
-                    cached_tokens=out.num_cached_tokens or 0,
-                    output_tokens=len(choice.token_ids),
-                    latency_s=latency,
-                )
-            )
+            samples = [
+                Result(sample_id(req.id, k), c.text, c.finish_reason, output_tokens=len(c.token_ids), latency_s=latency)
+                for k, c in enumerate(out.outputs)
+            ]
+            first = samples[0]
+            first.prompt_tokens = len(out.prompt_token_ids or [])
+            first.cached_tokens = out.num_cached_tokens or 0
+            first.more = samples[1:]
+            results.append(first)
         return results

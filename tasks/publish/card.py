@@ -13,6 +13,8 @@ from tasks.core.records import describe
 def _feature(dtype: pa.DataType):
     if pa.types.is_struct(dtype):
         return {"struct": [{"name": f.name, **_feature(f.type)} for f in dtype]}
+    if pa.types.is_list(dtype) and pa.types.is_struct(dtype.value_type):
+        return {"list": [{"name": f.name, **_feature(f.type)} for f in dtype.value_type]}
     if pa.types.is_list(dtype):
         return {"sequence": _feature(dtype.value_type).get("dtype", "string")}
     name = {pa.string(): "string", pa.large_string(): "string"}.get(dtype, str(dtype))
@@ -26,18 +28,49 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str) -> dict:
+def _config(name: str, folder: str, schema: pa.Schema, rows: int, default: bool = False) -> tuple[dict, dict]:
+    """One subset's `configs:` entry and its `dataset_info:` entry."""
+    config = {"config_name": name, **({"default": True} if default else {}),
+              "data_files": [{"split": "train", "path": f"{folder}/*.parquet"}]}
+    info = {"config_name": name, "features": [{"name": f.name, **_feature(f.type)} for f in schema],
+            "splits": [{"name": "train", "num_examples": rows}]}
+    return config, info
+
+
+def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str, subsets: dict[str, tuple[pa.Schema, int]] | None = None) -> dict:
+    """The card's YAML: `queries` (data/, the default subset) and one config per training subset."""
+    entries = [_config("queries", "data", schema, rows, default=True)]
+    entries += [_config(name, name, sub_schema, n) for name, (sub_schema, n) in (subsets or {}).items()]
+    entries[0][1]["splits"][0]["num_bytes"] = num_bytes
     return {
         "pretty_name": pretty_name,
         "task_categories": ["text-generation"],
-        "size_categories": [_size_category(rows)],
+        "size_categories": [_size_category(max([rows, *(n for _, n in (subsets or {}).values())]))],
         "tags": ["synthetic", "instruction-tuning", "synthq"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
-        "dataset_info": {
-            "features": [{"name": f.name, **_feature(f.type)} for f in schema],
-            "splits": [{"name": "train", "num_examples": rows, "num_bytes": num_bytes}],
-        },
+        "configs": [c for c, _ in entries],
+        "dataset_info": [i for _, i in entries],
     }
+
+
+def _training(stats: dict) -> str:
+    respond = stats.get("respond") or {}
+    if not respond:
+        return "This release holds queries only (the respond stage was off)."
+    lines = ["| subset | rows | judge | pair rule | scores (rounded to halves) |", "|---|---|---|---|---|"]
+    for name, info in respond.items():
+        if name.startswith("sft"):
+            scores = f"best answer: {info['score_histogram']}"
+        else:
+            margin = f", mean margin {info['mean_margin']:.2f}" if info["mean_margin"] is not None else ""
+            scores = f"chosen: {info['chosen_histogram']}; rejected: {info['rejected_histogram']}{margin}"
+        rule = ", ".join(info.get("rules", [])) or "-"
+        lines.append(f"| `{name}` | {stats['subsets'][name]} | {', '.join(info['judges']) or '-'} | {rule} | {scores} |")
+    return f"""Load a subset by name: `datasets.load_dataset("<release folder>", "sft")`. `sft` has chat
+`messages` (system: the expert identity when used, user: the query, assistant: the best-scored
+answer); `preferences` is TRL's conversational preference format (`prompt`, `chosen`,
+`rejected`, `score_chosen`, `score_rejected`); `queries` holds the instructions alone.
+
+{chr(10).join(lines)}"""
 
 
 def _lineage(stats: dict) -> str:
@@ -59,8 +92,12 @@ extracted from public pages; check each site's terms before redistributing excer
 {rows}"""
 
 
-def render_card(name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict]) -> str:
-    head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}"), sort_keys=False)
+def render_card(
+    name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict],
+    subset_schemas: dict[str, pa.Schema] | None = None,
+) -> str:
+    subsets = {k: (v, stats["subsets"][k]) for k, v in (subset_schemas or {}).items()}
+    head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}", subsets), sort_keys=False)
     columns = "\n".join(f"| `{k}` | {v} |" for k, v in describe(schema).items())
     stages = "\n".join(
         f"| {s} | {r['kept']} | {r['rejected']} | {', '.join(f'{k}: {v}' for k, v in r['reasons'].items()) or '-'} |"
@@ -82,6 +119,10 @@ from those demonstrations, then scored on seven criteria and deduplicated.
 - Mean score: {stats['score_mean']:.2f} / 7; histogram: {stats['score_histogram']}
 - {_lineage(stats)}
 - Made by synthq {stats['code_version']}
+
+## Training subsets
+
+{_training(stats)}
 
 ## Sources
 

@@ -1,5 +1,9 @@
 """Writing a release: releases/<name>/v<N>/ with Parquet data, dataset card, stats, config.
 
+The queries are in data/ (the `queries` subset, the default); training subsets (sft,
+preferences, see subsets.py) each have a folder of their own, declared in the card's
+`configs:` so `datasets.load_dataset(release, "sft")` finds them.
+
 Versions only grow and are never overwritten: the release is assembled in a temp folder
 and moved into place once complete, then recorded in the catalog.
 """
@@ -79,6 +83,29 @@ def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, n
     }
 
 
+def _histogram(values: list[float]) -> dict[str, int]:
+    return {f"{k:g}": v for k, v in sorted(Counter(round(x * 2) / 2 for x in values).items())}
+
+
+def respond_stats(subsets: dict[str, pa.Table]) -> dict:
+    """Per training subset: the judge, the pair rule and the score distributions (scores
+    rounded to halves)."""
+    out = {}
+    for name, tbl in subsets.items():
+        rows = tbl.to_pylist()
+        if name.startswith("sft"):
+            out[name] = {"judges": sorted({r["judge"] for r in rows}), "score_histogram": _histogram([r["score"] for r in rows])}
+        else:
+            margins = [r["score_chosen"] - r["score_rejected"] for r in rows]
+            out[name] = {
+                "judges": sorted({r["judge"] for r in rows}), "rules": sorted({r["rule"] for r in rows}),
+                "chosen_histogram": _histogram([r["score_chosen"] for r in rows]),
+                "rejected_histogram": _histogram([r["score_rejected"] for r in rows]),
+                "mean_margin": sum(margins) / len(margins) if margins else None,
+            }
+    return out
+
+
 def read_release(lake: Lake, name: str, version: int, columns: list[str] | None = None) -> pa.Table:
     with lake.fs.open(lake.path("releases", name, f"v{version}", "data", DATA_FILE), "rb") as f:
         return pq.read_table(f, columns=columns)
@@ -102,11 +129,13 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
 def publish(
     lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], config: dict, config_digest: str,
     *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
+    subsets: dict[str, pa.Table] | None = None,
 ) -> dict:
     """Write the next version of `name`; returns its stats with `version` and `path`.
 
     `count_tokens` (the model's tokenizer) gives the release's query tokens for the catalog;
-    `index` is the release index that curation dedups against, brought up to date here."""
+    `index` is the release index that curation dedups against, brought up to date here;
+    `subsets` are the training subsets (name -> table), each written to its own folder."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
     if data.num_rows == 0:
@@ -122,8 +151,13 @@ def publish(
     stats["since_parent"] = _diff_with_parent(lake, name, parent, data)
     stats["code_version"] = code_version()
     stats["tokens"] = sum(map(count_tokens, data.column("query").to_pylist())) if count_tokens else None
+    for subset, tbl in (subsets or {}).items():
+        lake.write_table(f"{staging}/{subset}/{DATA_FILE}", tbl)
+    stats["subsets"] = {"queries": data.num_rows, **{k: t.num_rows for k, t in (subsets or {}).items()}}
+    stats["respond"] = respond_stats(subsets or {})
     samples = data.slice(0, 3).to_pylist()
-    card = render_card(name, f"v{version}", data.schema, stats, config, samples)
+    schemas = {k: t.schema for k, t in (subsets or {}).items()}
+    card = render_card(name, f"v{version}", data.schema, stats, config, samples, schemas)
     lake.write_bytes(f"{staging}/README.md", card.encode())
     lake.write_bytes(f"{staging}/stats.json", json.dumps(stats, indent=2).encode())
     lake.write_bytes(f"{staging}/config.yaml", yaml.safe_dump(config, sort_keys=False).encode())

@@ -97,3 +97,33 @@ def test_many_ray_workers_write_the_same_keys_at_once(ray_local, lake_dir):
     final = CachedEngine(Echo(), lake, "m")
     final.generate([_req(f"r{i}", f"shared prompt {i}") for i in range(40)])
     assert final.stats.hits == 40
+
+
+class Sampler:
+    """Answers a request with n > 1 with n different samples."""
+
+    model_name = "sampler"
+
+    def __init__(self):
+        self.calls = 0
+
+    def generate(self, requests):
+        self.calls += 1
+        return [
+            Result(r.id, "s0", "stop", 10, 3, more=[Result(f"{r.id}#{k}", f"s{k}", "stop", output_tokens=3) for k in range(1, r.n)])
+            for r in requests
+        ]
+
+
+def test_every_sample_of_a_request_is_cached_and_n_enters_the_key(lake_dir):
+    lake = Lake(lake_dir)
+    inner = Sampler()
+    req = Request("a", [{"role": "user", "content": "x"}], None, 64, 0.8, n=3)
+    first = CachedEngine(inner, lake, "m").generate([req])[0]
+    again = CachedEngine(inner, lake, "m")
+    hit = again.generate([req])[0]
+    assert inner.calls == 1 and again.stats.hits == 1
+    assert [s.text for s in hit.samples()] == [s.text for s in first.samples()] == ["s0", "s1", "s2"]
+    assert [s.id for s in hit.samples()] == ["a", "a#1", "a#2"]
+    single = Request("a", req.messages, None, 64, 0.8)  # the same prompt with one sample is another entry
+    assert CachedEngine(inner, lake, "m").key(single) != again.key(req)

@@ -32,9 +32,15 @@ class Handler(BaseHTTPRequestHandler):
             return
         user = body["messages"][-1]["content"]
         content = json.dumps({"intent": user[:20], "keywords": ["k1", "k2"]})
+        if "response_format" not in body:  # free text: one distinct answer per choice
+            content = "answer to " + user
+        choices = [
+            {"index": k, "finish_reason": "stop", "message": {"role": "assistant", "content": f"{content} #{k}" if k else content}}
+            for k in range(body.get("n", 1))
+        ]
         reply = {
             "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+            "choices": [] if "EMPTY" in user else choices,
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18, "prompt_tokens_details": {"cached_tokens": 4}},
         }
         data = json.dumps(reply).encode()
@@ -84,3 +90,22 @@ def test_unreachable_server_gives_counted_errors():
 def test_openai_engine_needs_url():
     with pytest.raises(ConfigError, match="base_url"):
         OpenAIEngine(EngineConfig(kind="openai"))
+
+
+def test_n_samples_in_one_request_and_free_text(server):
+    eng = OpenAIEngine(EngineConfig(kind="openai", base_url=server, model="m", max_retries=0))
+    out = eng.generate([Request("q", [{"role": "user", "content": "hello"}], None, 32, 0.8, n=3)])
+    assert len(Handler.calls) == 1 and Handler.calls[0]["body"]["n"] == 3
+    assert "response_format" not in Handler.calls[0]["body"]  # no schema: free text
+    samples = out[0].samples()
+    assert [s.id for s in samples] == ["q", "q#1", "q#2"]
+    assert [s.text for s in samples] == ["answer to hello", "answer to hello #1", "answer to hello #2"]
+    assert out[0].prompt_tokens == 11 and all(s.prompt_tokens == 0 for s in samples[1:])
+
+
+def test_a_response_without_choices_fails_that_request_only(server):
+    eng = OpenAIEngine(EngineConfig(kind="openai", base_url=server, model="m", max_retries=0))
+    reqs = [Request(r, [{"role": "user", "content": t}], schema_for(SeedAnalysis)) for r, t in (("r1", "fine"), ("r2", "EMPTY please"), ("r3", "also fine"))]
+    out = eng.generate(reqs)
+    assert [r.error is None for r in out] == [True, False, True]
+    assert "no choices" in out[1].error

@@ -1,0 +1,70 @@
+"""The training subsets of a release, from the respond stage's datasets.
+
+- `sft`: per query (and variant), the best-scored answer as chat `messages`;
+- `preferences`: TRL's conversational preference format (`prompt` messages, `chosen` and
+  `rejected` assistant messages, with both scores);
+- with respond.rationale=both, the rationale variant gets `sft_rationale` and
+  `preferences_rationale`, so the two can be trained and compared side by side.
+
+Only queries of the release's curated set enter; a curated query that has neither an answer
+nor a rejection means the respond stage ran on another curation, and publishing stops.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake
+from tasks.core.records import PAIRS, RESPONSES, SFT, table
+
+LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "prompt_id", "variant", "answer_id", "score", "judge")]
+
+
+def _messages(answer: dict) -> list[dict]:
+    system = [{"role": "system", "content": answer["expert"]}] if answer["expert"] else []
+    return [*system, {"role": "user", "content": answer["query"]}, {"role": "assistant", "content": answer["response"]}]
+
+
+def sft_rows(answers: list[dict]) -> list[dict]:
+    """The best-scored answer of each query and variant (equal scores: the first sample)."""
+    best: dict[tuple[str, str], dict] = {}
+    for a in answers:
+        key = (a["query_id"], a["variant"])
+        if key not in best or (-a["score"], a["sample"]) < (-best[key]["score"], best[key]["sample"]):
+            best[key] = a
+    return [
+        {"messages": _messages(a), "prompt": a["query"], "prompt_id": a["query_id"], "variant": a["variant"],
+         "answer_id": a["id"], "score": a["score"], "judge": a["judge"], **{k: a[k] for k in LINEAGE}}
+        for _, a in sorted(best.items())
+    ]
+
+
+def _answered_or_rejected(lake: Lake) -> set[str]:
+    ids = set(lake.read("responses").column("query_id").to_pylist())
+    rejected = lake.read("responses", rejected=True).column("record_id").to_pylist()
+    return ids | {r.split(":", 1)[0] for r in rejected}
+
+
+def _read(lake: Lake, dataset: str, schema: pa.Schema) -> pa.Table:
+    return lake.read(dataset) if lake.shards(dataset) else schema.empty_table()
+
+
+def training_subsets(lake: Lake, curated: pa.Table, variants: tuple[str, ...]) -> dict[str, pa.Table]:
+    """Subset name -> table; the first variant takes the plain names."""
+    if not lake.shards("responses"):
+        raise LakeError("respond.enabled is on but the lake has no responses: run `synthq respond` first, "
+                        "or publish queries only with --set respond.enabled=false.")
+    ids = set(curated.column("id").to_pylist())
+    missing = ids - _answered_or_rejected(lake)
+    if missing:
+        raise LakeError(f"{len(missing)} curated queries have neither an answer nor a rejection (e.g. {sorted(missing)[0]}): "
+                        "curation changed since the respond stage ran; run `synthq respond` again.")
+    answers = [a for a in _read(lake, "responses", RESPONSES).to_pylist() if a["query_id"] in ids]
+    pairs = [p for p in _read(lake, "pairs", PAIRS).to_pylist() if p["query_id"] in ids]
+    out = {}
+    for i, variant in enumerate(variants):
+        suffix = "" if i == 0 else f"_{variant}"
+        out[f"sft{suffix}"] = table(sft_rows([a for a in answers if a["variant"] == variant]), SFT)
+        out[f"preferences{suffix}"] = table([p for p in pairs if p["variant"] == variant], PAIRS)
+    return out

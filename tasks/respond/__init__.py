@@ -1,0 +1,1 @@
+"""The respond stage: expert identities, sampled answers, judgements and preference pairs."""

@@ -1,0 +1,111 @@
+"""The respond stage for one shard of curated queries: expert identity, sampled answers,
+model-free checks, judgement.
+
+Nothing is lost: a sample that fails a check or whose judgement fails its schema lands in
+`responses/rejected/` with its raw text and reason; a query with no valid answer in a variant
+lands there too (`no_valid_answer`), with the reasons of its samples, so every curated query
+is either answered or rejected with a reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+import pyarrow as pa
+
+from tasks.core.context import StageContext
+from tasks.core.lake import Lake, StageResult
+from tasks.core.records import REJECTED, RESPONSES, rejection, table
+from tasks.core.stage import ShardSpec, Stage
+from tasks.llm.engine import rejected_output
+from tasks.respond.answer import Sample, experts, response_row, sample_answers
+from tasks.respond.judge import judge_name, judge_version, llm_judge, reward_scores, scores_from_judgement
+
+STAGE = "respond"
+
+
+def _sample_rejection(s: Sample) -> dict:
+    record = {"query_id": s.row["id"], "query": s.row["query"], "variant": s.variant, "sample": s.index,
+              "expert": s.expert, "raw_output": s.raw}
+    return rejection(STAGE, s.checked.reason or "answer_invalid", s.checked.detail, s.id, record)
+
+
+def _judge(candidates: list[dict], ctx: StageContext, rejected: list[dict]) -> list[dict]:
+    """Scores joined to the candidates; a failed judgement quarantines its answer."""
+    name, version = judge_name(ctx), judge_version(ctx)
+    if ctx.cfg.respond.judge == "reward_model":
+        return [{**c, **s, "judge": name, "judge_prompt_version": version} for c, s in zip(candidates, reward_scores(candidates, ctx))]
+    kept = []
+    for cand, out in zip(candidates, llm_judge(candidates, ctx)):
+        if out.value is None:
+            r = rejected_output(STAGE, out, cand["id"], cand)
+            rejected.append({**r, "detail": f"judge: {r['detail']}"})
+        else:
+            kept.append({**cand, **scores_from_judgement(out.value), "judge": name, "judge_prompt_version": version})
+    return kept
+
+
+def _unanswered(rows: list[dict], kept: list[dict], rejected: list[dict], variants: tuple[str, ...]) -> list[dict]:
+    """One rejection per query and variant that kept no answer, naming its samples' reasons."""
+    answered = {(r["query_id"], r["variant"]) for r in kept}
+    why: dict[tuple[str, str], Counter] = {}
+    for r in rejected:
+        qid, variant, _ = r["record_id"].rsplit(":", 2)
+        why.setdefault((qid, variant), Counter())[r["reason"]] += 1
+    out = []
+    for row in rows:
+        for variant in variants:
+            if (row["id"], variant) not in answered:
+                reasons = ", ".join(f"{k}: {v}" for k, v in sorted(why.get((row["id"], variant), Counter()).items()))
+                out.append(rejection(STAGE, "no_valid_answer", f"{variant}: no answer passed ({reasons})", row["id"], row))
+    return out
+
+
+def process(queries: pa.Table, ctx: StageContext) -> StageResult:
+    """Curated queries -> judged answers (one row per kept sample)."""
+    rows, rejected = queries.to_pylist(), []
+    answerable, identities = [], []
+    for row, out in zip(rows, experts(rows, ctx)):
+        if out is not None and out.value is None:
+            r = rejected_output(STAGE, out, row["id"], row)
+            rejected.append({**r, "detail": f"expert identity: {r['detail']}"})
+            continue
+        answerable.append(row)
+        identities.append(out.value.expert if out is not None else "")
+    samples = sample_answers(answerable, identities, ctx)
+    sample_rejections = [_sample_rejection(s) for s in samples if s.checked.reason]
+    candidates = [response_row(s, ctx) for s in samples if not s.checked.reason]
+    kept = _judge(candidates, ctx, sample_rejections)
+    rejected += sample_rejections + _unanswered(answerable, kept, sample_rejections, ctx.cfg.respond.variants())
+    stats = {"queries": len(rows), "samples": len(samples), "answers_kept": len(kept)}
+    return StageResult(table(kept, RESPONSES), table(rejected, REJECTED), stats)
+
+
+def prepare(ctx: StageContext) -> None:
+    if ctx.cfg.respond.judge == "reward_model" and "reward" not in ctx.extras:
+        from tasks.llm.ray_engine import reward_actor
+
+        ctx.extras["reward"] = reward_actor(ctx.cfg.respond)
+
+
+def query_specs(lake: Lake, shard_size: int) -> list[ShardSpec]:
+    """The curated set cut into shards of `shard_size` queries, in id order; a shard's input id
+    is a hash of its queries, so a rerun after an unchanged curation skips every shard."""
+    curated = lake.read("curated").sort_by("id")
+    specs = []
+    for i, start in enumerate(range(0, curated.num_rows, shard_size)):
+        part = curated.slice(start, shard_size)
+        digest = hashlib.sha256()
+        for qid, query in zip(part.column("id").to_pylist(), part.column("query").to_pylist()):
+            digest.update(f"{qid}\0{query}\0".encode())
+        specs.append(ShardSpec(f"{i:05d}", digest.hexdigest()[:16], rows=part))
+    return specs
+
+
+# Pairing options do not enter: changing the pair rule must not answer every query again.
+CONFIG_FIELDS = tuple(f"respond.{k}" for k in (
+    "expert", "samples", "rationale", "judge", "reward_model", "reward_trust_remote_code", "reward_max_length",
+    "temperature", "max_answer_tokens", "expert_max_tokens", "judge_max_tokens",
+)) + ("engine",)
+STAGE_SPEC = Stage("responses", CONFIG_FIELDS, process, prepare, uses_engine=True, cpus=0.5)

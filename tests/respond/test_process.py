@@ -1,0 +1,99 @@
+"""The respond stage on a scripted engine: every query answered or rejected with a reason,
+samples in one request, expert identity as system message, pairs and their rules."""
+
+import json
+
+import pytest
+
+from tasks.core.config import load_config
+from tasks.core.context import StageContext
+from tasks.core.lake import Lake
+from tasks.respond import pairs, process
+from tests.respond.helpers import Scripted, curated, judgement
+
+
+def _ctx(lake_dir, engine, **overrides):
+    return StageContext(cfg=load_config(None, {"lake": lake_dir, **overrides}), lake=Lake(lake_dir), engine=engine)
+
+
+def test_every_query_is_answered_or_rejected_with_a_reason(lake_dir):
+    engine = Scripted({
+        "q00": [("Feed it twice a day with equal flour and water.", "stop"), ("Feed it more often, at 25 C.", "stop")],
+        "q01": [("", "stop"), ("def dedup(xs): return list(dict.fromkeys(xs))", "length")],
+        "q02": [("I'm sorry, but I can't help with that.", "stop"), ("Rebase private branches; merge shared ones.", "stop")],
+    })
+    result = process.process(curated(), _ctx(lake_dir, engine, **{"respond.samples": 2}))
+    answers = result.kept.to_pylist()
+    rejected = {r["record_id"]: r for r in result.rejected.to_pylist()}
+    assert {a["id"] for a in answers} == {"q00:direct:0", "q00:direct:1", "q02:direct:1", "q03:direct:0", "q03:direct:1"}
+    assert rejected["q01:direct:0"]["reason"] == "answer_empty"
+    assert rejected["q01:direct:1"]["reason"] == "answer_truncated"
+    assert json.loads(rejected["q01:direct:1"]["record"])["raw_output"].startswith("def dedup")  # raw text kept
+    assert rejected["q02:direct:0"]["reason"] == "answer_refusal"
+    assert rejected["q01"]["reason"] == "no_valid_answer" and "answer_empty: 1, answer_truncated: 1" in rejected["q01"]["detail"]
+    # one request per query for both samples, the expert identity as its system message
+    answer_reqs = [r for r in engine.requests if r.id.startswith("answer:")]
+    assert len(answer_reqs) == 4 and {r.n for r in answer_reqs} == {2} and {r.schema for r in answer_reqs} == {None}
+    assert answer_reqs[0].messages[0]["content"].startswith("You are a baker")
+    assert "<request>" in answer_reqs[0].messages[1]["content"]  # the query reaches the model fenced
+    first = answers[0]
+    assert first["expert"].startswith("You are a baker") and first["judge"] == "llm:SmolLM2-135M-Instruct"
+    assert first["score"] == sum(first[f"score_{a}"] for a in ("instruction_following", "helpfulness", "truthfulness", "honesty")) / 4
+    assert first["temperature"] == pytest.approx(0.8) and first["max_tokens"] == 512 and first["seed"] == answer_reqs[0].sampling_seed()
+    assert first["query_id"] == "q00" and first["document_url"] == "https://example.org/0" and first["query_score"] == 7
+
+
+def test_failed_expert_and_failed_judge_are_quarantined(lake_dir):
+    engine = Scripted({}, expert='{"expert": "short"}', judge=lambda text: "not json")
+    result = process.process(curated()[:1], _ctx(lake_dir, engine))
+    reasons = {r["record_id"]: (r["reason"], r["detail"]) for r in result.rejected.to_pylist()}
+    assert reasons["q00"][0] == "llm_schema_mismatch" and reasons["q00"][1].startswith("expert identity:")
+    engine = Scripted({}, judge=lambda text: "not json")
+    result = process.process(curated()[:1], _ctx(lake_dir, engine, **{"respond.expert": False}))
+    reasons = {r["record_id"]: (r["reason"], r["detail"]) for r in result.rejected.to_pylist()}
+    assert reasons["q00:direct:0"][0] == "llm_invalid_json" and reasons["q00:direct:0"][1].startswith("judge:")
+    assert reasons["q00"][0] == "no_valid_answer" and result.kept.num_rows == 0
+    assert not [r for r in engine.requests if r.id.startswith("expert:")]  # expert off: no identity call
+    answer = next(r for r in engine.requests if r.id.startswith("answer:"))
+    assert answer.messages[0]["content"].startswith("You are a knowledgeable")
+
+
+def test_rationale_both_gives_two_variants(lake_dir):
+    engine = Scripted({"q00": [("Reasoning: it is hungry.\nAnswer: Feed it twice a day.", "stop"), ("Feed it.", "stop")]})
+    result = process.process(curated()[:1], _ctx(lake_dir, engine, **{"respond.rationale": "both"}))
+    kept = {r["id"]: r for r in result.kept.to_pylist()}
+    assert kept["q00:rationale:0"]["reasoning"] == "it is hungry." and kept["q00:rationale:0"]["answer"] == "Feed it twice a day."
+    assert "q00:direct:1" in kept and kept["q00:direct:0"]["reasoning"] == ""
+    assert {r["record_id"]: r["reason"] for r in result.rejected.to_pylist()} == {"q00:rationale:1": "rationale_missing"}
+    rationale_req = next(r for r in engine.requests if r.id.startswith("answer:rationale"))
+    assert '"Answer:"' in rationale_req.messages[1]["content"]
+
+
+def _answer(i: int, score: float, qid: str = "q") -> dict:
+    return {"id": f"{qid}:direct:{i}", "query_id": qid, "query": "Q?", "variant": "direct", "sample": i, "score": score,
+            "expert": "You are X.", "response": f"answer {i}", "model": "m", "judge": "llm:m",
+            **{k: None for k in ("document_id", "document_url", "demonstration_ids", "query_model", "query_prompt_version", "query_score")}}
+
+
+def test_pair_rules_and_reasons():
+    row, _, _ = pairs.pair([_answer(0, 5.0), _answer(1, 8.0), _answer(2, 2.0)], "lowest", 0.5, 0)
+    assert (row["chosen_id"], row["rejected_id"], row["score_chosen"], row["score_rejected"]) == ("q:direct:1", "q:direct:2", 8.0, 2.0)
+    assert row["prompt"] == [{"role": "system", "content": "You are X."}, {"role": "user", "content": "Q?"}]
+    assert row["chosen"] == [{"role": "assistant", "content": "answer 1"}] and row["rule"] == "lowest"
+    picks = {pairs.pair([_answer(0, 9.0, q), *[_answer(i, 1.0 + i, q) for i in range(1, 6)]], "random_lower", 0.5, 0)[0]["rejected_id"].split(":")[-1]
+             for q in [f"q{k}" for k in range(30)]}
+    assert len(picks) > 1  # drawn, not always the lowest
+    again = pairs.pair([_answer(0, 9.0, "q1"), *[_answer(i, 1.0 + i, "q1") for i in range(1, 6)]], "random_lower", 0.5, 0)[0]
+    assert again == pairs.pair([_answer(0, 9.0, "q1"), *[_answer(i, 1.0 + i, "q1") for i in range(1, 6)]], "random_lower", 0.5, 0)[0]
+    assert pairs.pair([_answer(0, 5.0)], "lowest", 0.5, 0)[1] == "single_answer"
+    assert pairs.pair([_answer(0, 5.0), _answer(1, 5.0)], "lowest", 0.5, 0)[1] == "tie"
+    assert pairs.pair([_answer(0, 5.0), _answer(1, 5.25)], "lowest", 0.5, 0)[1] == "margin_below_min"
+    assert pairs.pair([_answer(0, 5.0), _answer(1, 5.25)], "lowest", 0.0, 0)[0] is not None
+
+
+def test_judge_reasons_come_before_scores_in_the_schema():
+    from tasks.llm.engine import schema_for
+    from tasks.respond.outputs import Aspect, Judgement
+
+    assert list(schema_for(Aspect)["properties"]) == ["reason", "score"]
+    assert Judgement.model_validate_json(judgement(7)).helpfulness.score == 7
