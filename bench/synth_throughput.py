@@ -82,13 +82,14 @@ class Timed:
     then the repair round."""
 
     def __init__(self, inner):
-        self.inner, self.model_name, self.calls = inner, inner.model_name, []
+        self.inner, self.model_name, self.calls, self.batches = inner, inner.model_name, [], []
 
     def generate(self, requests):
         start = time.perf_counter()
         out = self.inner.generate(requests)
         self.calls.append({"requests": len(requests), "seconds": time.perf_counter() - start,
-                           "output_tokens": sum(r.output_tokens for r in out)})
+                           "output_tokens": sum(s.output_tokens for r in out for s in r.samples())})
+        self.batches.append((requests, out))
         return out
 
 
@@ -147,8 +148,8 @@ def sampling(requests):
     from vllm.sampling_params import StructuredOutputsParams
 
     return [
-        SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, frequency_penalty=r.frequency_penalty,
-                       structured_outputs=StructuredOutputsParams(json=r.schema))
+        SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, frequency_penalty=r.frequency_penalty, n=r.n,
+                       structured_outputs=StructuredOutputsParams(json=r.schema) if r.schema is not None else None)
         for r in requests
     ]
 

@@ -162,8 +162,10 @@ PAIRS = _schema(
 
 SFT = _schema(
     ("messages", MESSAGES, "The conversation to train on: system (the expert identity, when used), user (the query), assistant (the best-scored answer)."),
-    ("prompt", pa.string(), "The query."),
+    ("prompt", MESSAGES, "The same conversation up to the answer (system, user): TRL's conversational prompt-completion format, which trains on the completion only."),
+    ("completion", MESSAGES, "The best-scored answer as an assistant message."),
     ("prompt_id", pa.string(), "Id of the query (the curated instruction)."),
+    ("query", pa.string(), "The query as plain text."),
     ("variant", pa.string(), "direct or rationale (reasoning, then the answer)."),
     ("answer_id", pa.string(), "Id of the answer in the responses dataset."),
     ("score", pa.float32(), "The judge's score of the answer."),

@@ -67,7 +67,8 @@ def _training(stats: dict) -> str:
         lines.append(f"| `{name}` | {stats['subsets'][name]} | {', '.join(info['judges']) or '-'} | {rule} | {scores} |")
     return f"""Load a subset by name: `datasets.load_dataset("<release folder>", "sft")`. `sft` has chat
 `messages` (system: the expert identity when used, user: the query, assistant: the best-scored
-answer); `preferences` is TRL's conversational preference format (`prompt`, `chosen`,
+answer), and the same split into `prompt` and `completion` messages (TRL's prompt-completion
+format: SFTTrainer then trains on the answer only); `preferences` is TRL's conversational preference format (`prompt`, `chosen`,
 `rejected`, `score_chosen`, `score_rejected`); `queries` holds the instructions alone.
 
 {chr(10).join(lines)}"""

@@ -1,6 +1,8 @@
 """The training subsets of a release, from the respond stage's datasets.
 
-- `sft`: per query (and variant), the best-scored answer as chat `messages`;
+- `sft`: per query (and variant), the best-scored answer as chat `messages`, and the same as
+  `prompt` + `completion` messages (TRL's SFTTrainer reads a `prompt` column as
+  prompt-completion data, so it must be the message list, not the query text);
 - `preferences`: TRL's conversational preference format (`prompt` messages, `chosen` and
   `rejected` assistant messages, with both scores);
 - with respond.rationale=both, the rationale variant gets `sft_rationale` and
@@ -18,12 +20,12 @@ from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
 from tasks.core.records import PAIRS, RESPONSES, SFT, table
 
-LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "prompt_id", "variant", "answer_id", "score", "judge")]
+LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "completion", "prompt_id", "query", "variant", "answer_id", "score", "judge")]
 
 
-def _messages(answer: dict) -> list[dict]:
+def _prompt(answer: dict) -> list[dict]:
     system = [{"role": "system", "content": answer["expert"]}] if answer["expert"] else []
-    return [*system, {"role": "user", "content": answer["query"]}, {"role": "assistant", "content": answer["response"]}]
+    return [*system, {"role": "user", "content": answer["query"]}]
 
 
 def sft_rows(answers: list[dict]) -> list[dict]:
@@ -33,11 +35,16 @@ def sft_rows(answers: list[dict]) -> list[dict]:
         key = (a["query_id"], a["variant"])
         if key not in best or (-a["score"], a["sample"]) < (-best[key]["score"], best[key]["sample"]):
             best[key] = a
-    return [
-        {"messages": _messages(a), "prompt": a["query"], "prompt_id": a["query_id"], "variant": a["variant"],
-         "answer_id": a["id"], "score": a["score"], "judge": a["judge"], **{k: a[k] for k in LINEAGE}}
-        for _, a in sorted(best.items())
-    ]
+    return [_sft_row(a) for _, a in sorted(best.items())]
+
+
+def _sft_row(a: dict) -> dict:
+    completion = [{"role": "assistant", "content": a["response"]}]
+    return {
+        "messages": _prompt(a) + completion, "prompt": _prompt(a), "completion": completion,
+        "prompt_id": a["query_id"], "query": a["query"], "variant": a["variant"],
+        "answer_id": a["id"], "score": a["score"], "judge": a["judge"], **{k: a[k] for k in LINEAGE},
+    }
 
 
 def _answered_or_rejected(lake: Lake) -> set[str]:

@@ -43,8 +43,9 @@ def test_versions_grow_and_load_everywhere(lake_dir):
 
     card = (Path(v2["path"]) / "README.md").read_text()
     header = yaml.safe_load(card.split("---")[1])
-    assert header["dataset_info"]["splits"][0]["num_examples"] == 5
-    names = [f["name"] for f in header["dataset_info"]["features"]]
+    assert header["configs"] == [{"config_name": "queries", "default": True, "data_files": [{"split": "train", "path": "data/*.parquet"}]}]
+    assert header["dataset_info"][0]["splits"][0]["num_examples"] == 5
+    names = [f["name"] for f in header["dataset_info"][0]["features"]]
     assert names == CURATED.names
     assert "too_short: 1" in card
     assert "Parent release: v1 (2 rows added, 0 removed since it)" in card

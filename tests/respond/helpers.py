@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pyarrow as pa
+
 from tasks.core.records import CURATED, table
 from tasks.llm.engine import Result
 
@@ -15,7 +17,7 @@ QUERIES = [
 ]
 
 
-def curated(queries: list[str] = QUERIES) -> "pa.Table":  # noqa: F821
+def curated(queries: list[str] = QUERIES) -> pa.Table:
     rows = [
         {
             "id": f"q{i:02d}", "document_id": f"d{i}", "document_url": f"https://example.org/{i}", "demonstration_ids": ["demo-1"],

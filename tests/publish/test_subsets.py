@@ -1,0 +1,81 @@
+"""Training subsets of a release: sft and preferences next to the queries, declared in the
+card so `datasets.load_dataset(release, NAME)` loads each; every curated query accounted for."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.core.config import load_config
+from tasks.core.context import StageContext
+from tasks.core.errors import LakeError
+from tasks.core.lake import Lake
+from tasks.publish.release import publish
+from tasks.publish.subsets import training_subsets
+from tasks.respond import pairs, process
+from tests.respond.helpers import QUERIES, Scripted, curated, judgement
+
+STAGES = {"curated": {"kept": 4, "rejected": 0, "reasons": {}}}
+
+
+def _respond(lake_dir: str, **overrides) -> tuple[Lake, object]:
+    """The respond stage's two datasets written to the lake, as its flow writes them."""
+    lake, cfg = Lake(lake_dir), load_config(None, {"lake": lake_dir, **overrides})
+    queries = curated()
+    lake.write_shard("curated", "00000", _result(queries), input_id="x", config="x")
+    engine = Scripted({"q01": [("", "stop"), ("", "stop")]}, judge=lambda text: judgement(min(10, 1 + len(text) % 10)))
+    ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
+    lake.write_shard("responses", "00000", process.process(queries, ctx), input_id="x", config="x")
+    lake.write_shard("pairs", "00000", pairs.process(lake.read("responses"), ctx), input_id="x", config="x")
+    return lake, cfg
+
+
+def _result(tbl):
+    from tasks.core.lake import StageResult
+    from tasks.core.records import REJECTED
+
+    return StageResult(tbl, REJECTED.empty_table())
+
+
+def test_subsets_load_by_name_and_train_formats(lake_dir):
+    import datasets
+
+    lake, cfg = _respond(lake_dir, **{"respond.samples": 3, "respond.min_margin": 0})
+    subsets = training_subsets(lake, lake.read("curated"), cfg.respond.variants())
+    info = publish(lake, "ds", lake.read("curated"), STAGES, {}, "x", subsets=subsets)
+    path = info["path"]
+    queries = datasets.load_dataset(path, "queries", split="train")
+    sft = datasets.load_dataset(path, "sft", split="train")
+    prefs = datasets.load_dataset(path, "preferences", split="train")
+    assert datasets.load_dataset(path, split="train").num_rows == queries.num_rows == 4  # queries is the default
+    assert sft.num_rows == 3 and "q01" not in sft["prompt_id"]  # q01 had no valid answer
+    row = sft[0]
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert row["prompt"] == row["messages"][:2] and row["completion"] == row["messages"][2:]
+    assert row["messages"][1]["content"] == row["query"] and row["messages"][0]["content"].startswith("You are")
+    pair = prefs[0]
+    assert [m["role"] for m in pair["prompt"]] == ["system", "user"]
+    assert pair["chosen"][0]["role"] == pair["rejected"][0]["role"] == "assistant"
+    assert pair["score_chosen"] >= pair["score_rejected"]
+    assert info["subsets"] == {"queries": 4, "sft": 3, "preferences": prefs.num_rows}
+    card = (Path(path) / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["queries", "sft", "preferences"]
+    assert "| `sft` | 3 | llm:SmolLM2-135M-Instruct |" in card and "lowest" in card
+
+
+def test_rationale_both_publishes_each_variant(lake_dir):
+    lake, cfg = _respond(lake_dir, **{"respond.rationale": "both"})
+    subsets = training_subsets(lake, lake.read("curated"), cfg.respond.variants())
+    assert set(subsets) == {"sft", "preferences", "sft_rationale", "preferences_rationale"}
+    assert set(subsets["sft"].column("variant").to_pylist()) <= {"direct"}
+    assert set(subsets["sft_rationale"].column("variant").to_pylist()) <= {"rationale"}
+
+
+def test_publish_stops_when_responses_do_not_cover_the_curated_set(lake_dir):
+    lake, cfg = _respond(lake_dir)
+    more = curated([*QUERIES, "A fifth query nobody answered yet?"])
+    with pytest.raises(LakeError, match="1 curated queries have neither an answer nor a rejection"):
+        training_subsets(lake, more, cfg.respond.variants())
+    with pytest.raises(LakeError, match="no responses"):
+        training_subsets(Lake(lake_dir + "-empty"), more, cfg.respond.variants())
