@@ -28,24 +28,28 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
-def _config(name: str, folder: str, schema: pa.Schema, rows: int, default: bool = False) -> tuple[dict, dict]:
+Shape = tuple[pa.Schema, int, int]  # schema, rows, bytes of one subset
+
+
+def _config(name: str, folder: str, shape: Shape, default: bool = False) -> tuple[dict, dict]:
     """One subset's `configs:` entry and its `dataset_info:` entry."""
+    schema, rows, num_bytes = shape
     config = {"config_name": name, **({"default": True} if default else {}),
               "data_files": [{"split": "train", "path": f"{folder}/*.parquet"}]}
     info = {"config_name": name, "features": [{"name": f.name, **_feature(f.type)} for f in schema],
-            "splits": [{"name": "train", "num_examples": rows}]}
+            "splits": [{"name": "train", "num_examples": rows, "num_bytes": num_bytes}]}
     return config, info
 
 
-def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str, subsets: dict[str, tuple[pa.Schema, int]] | None = None) -> dict:
+def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str, subsets: dict[str, Shape] | None = None) -> dict:
     """The card's YAML: `queries` (data/, the default subset) and one config per training subset."""
-    entries = [_config("queries", "data", schema, rows, default=True)]
-    entries += [_config(name, name, sub_schema, n) for name, (sub_schema, n) in (subsets or {}).items()]
-    entries[0][1]["splits"][0]["num_bytes"] = num_bytes
+    subsets = subsets or {}
+    entries = [_config("queries", "data", (schema, rows, num_bytes), default=True)]
+    entries += [_config(name, name, shape) for name, shape in subsets.items()]
     return {
         "pretty_name": pretty_name,
         "task_categories": ["text-generation"],
-        "size_categories": [_size_category(max([rows, *(n for _, n in (subsets or {}).values())]))],
+        "size_categories": [_size_category(max([rows, *(n for _, n, _ in subsets.values())]))],
         "tags": ["synthetic", "instruction-tuning", "synthq"],
         "configs": [c for c, _ in entries],
         "dataset_info": [i for _, i in entries],
@@ -95,9 +99,8 @@ extracted from public pages; check each site's terms before redistributing excer
 
 def render_card(
     name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict],
-    subset_schemas: dict[str, pa.Schema] | None = None,
+    subsets: dict[str, Shape] | None = None,
 ) -> str:
-    subsets = {k: (v, stats["subsets"][k]) for k, v in (subset_schemas or {}).items()}
     head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}", subsets), sort_keys=False)
     columns = "\n".join(f"| `{k}` | {v} |" for k, v in describe(schema).items())
     stages = "\n".join(

@@ -151,13 +151,14 @@ def publish(
     stats["since_parent"] = _diff_with_parent(lake, name, parent, data)
     stats["code_version"] = code_version()
     stats["tokens"] = sum(map(count_tokens, data.column("query").to_pylist())) if count_tokens else None
+    shapes = {}  # subset -> (schema, rows, bytes), for the card's header
     for subset, tbl in (subsets or {}).items():
         lake.write_table(f"{staging}/{subset}/{DATA_FILE}", tbl)
+        shapes[subset] = (tbl.schema, tbl.num_rows, lake.fs.size(f"{staging}/{subset}/{DATA_FILE}"))
     stats["subsets"] = {"queries": data.num_rows, **{k: t.num_rows for k, t in (subsets or {}).items()}}
     stats["respond"] = respond_stats(subsets or {})
     samples = data.slice(0, 3).to_pylist()
-    schemas = {k: t.schema for k, t in (subsets or {}).items()}
-    card = render_card(name, f"v{version}", data.schema, stats, config, samples, schemas)
+    card = render_card(name, f"v{version}", data.schema, stats, config, samples, shapes)
     lake.write_bytes(f"{staging}/README.md", card.encode())
     lake.write_bytes(f"{staging}/stats.json", json.dumps(stats, indent=2).encode())
     lake.write_bytes(f"{staging}/config.yaml", yaml.safe_dump(config, sort_keys=False).encode())

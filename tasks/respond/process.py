@@ -4,7 +4,9 @@ model-free checks, judgement.
 Nothing is lost: a sample that fails a check or whose judgement fails its schema lands in
 `responses/rejected/` with its raw text and reason; a query with no valid answer in a variant
 lands there too (`no_valid_answer`), with the reasons of its samples, so every curated query
-is either answered or rejected with a reason.
+is either answered or rejected with a reason. An expert identity that fails its schema (after
+one repair) is kept there as well (record id `<query>:expert:0`), and the query is answered
+without one.
 """
 
 from __future__ import annotations
@@ -64,21 +66,19 @@ def _unanswered(rows: list[dict], kept: list[dict], rejected: list[dict], varian
 
 def process(queries: pa.Table, ctx: StageContext) -> StageResult:
     """Curated queries -> judged answers (one row per kept sample)."""
-    rows, rejected = queries.to_pylist(), []
-    answerable, identities = [], []
+    rows, rejected, identities = queries.to_pylist(), [], []
     for row, out in zip(rows, experts(rows, ctx)):
-        if out is not None and out.value is None:
-            r = rejected_output(STAGE, out, row["id"], row)
-            rejected.append({**r, "detail": f"expert identity: {r['detail']}"})
-            continue
-        answerable.append(row)
-        identities.append(out.value.expert if out is not None else "")
-    samples = sample_answers(answerable, identities, ctx)
+        if out is not None and out.value is None:  # answered all the same, as a plain assistant
+            r = rejected_output(STAGE, out, f"{row['id']}:expert:0", {"query_id": row["id"], "query": row["query"]})
+            rejected.append({**r, "detail": f"expert identity: {r['detail']}; answered without one"})
+        identities.append(out.value.expert if out is not None and out.value is not None else "")
+    samples = sample_answers(rows, identities, ctx)
     sample_rejections = [_sample_rejection(s) for s in samples if s.checked.reason]
     candidates = [response_row(s, ctx) for s in samples if not s.checked.reason]
     kept = _judge(candidates, ctx, sample_rejections)
-    rejected += sample_rejections + _unanswered(answerable, kept, sample_rejections, ctx.cfg.respond.variants())
-    stats = {"queries": len(rows), "samples": len(samples), "answers_kept": len(kept)}
+    rejected += sample_rejections + _unanswered(rows, kept, sample_rejections, ctx.cfg.respond.variants())
+    stats = {"queries": len(rows), "samples": len(samples), "answers_kept": len(kept),
+             "without_expert": sum(not e for e in identities) if ctx.cfg.respond.expert else 0}
     return StageResult(table(kept, RESPONSES), table(rejected, REJECTED), stats)
 
 

@@ -44,10 +44,13 @@ def test_every_query_is_answered_or_rejected_with_a_reason(lake_dir):
 
 
 def test_failed_expert_and_failed_judge_are_quarantined(lake_dir):
-    engine = Scripted({}, expert='{"expert": "short"}', judge=lambda text: "not json")
+    engine = Scripted({}, expert='{"expert": "Shan. Really? Wow! Geez, I am so glad that it works!"}')
     result = process.process(curated()[:1], _ctx(lake_dir, engine))
     reasons = {r["record_id"]: (r["reason"], r["detail"]) for r in result.rejected.to_pylist()}
-    assert reasons["q00"][0] == "llm_schema_mismatch" and reasons["q00"][1].startswith("expert identity:")
+    assert reasons["q00:expert:0"][0] == "llm_schema_mismatch" and "second person" in reasons["q00:expert:0"][1]
+    assert reasons["q00:expert:0"][1].endswith("answered without one")
+    assert result.kept.num_rows == 2 and set(result.kept.column("expert").to_pylist()) == {""}  # answered all the same
+    assert result.stats["without_expert"] == 1
     engine = Scripted({}, judge=lambda text: "not json")
     result = process.process(curated()[:1], _ctx(lake_dir, engine, **{"respond.expert": False}))
     reasons = {r["record_id"]: (r["reason"], r["detail"]) for r in result.rejected.to_pylist()}
@@ -97,3 +100,21 @@ def test_judge_reasons_come_before_scores_in_the_schema():
 
     assert list(schema_for(Aspect)["properties"]) == ["reason", "score"]
     assert Judgement.model_validate_json(judgement(7)).helpfulness.score == 7
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("You are a baker with twenty years of sourdough, who explains feeding schedules plainly.", True),
+    ("Your Expertise: The Ultimate Guide to Building a 18-Week Plan", True),
+    ("Shan. Really? Wow! Geez, I am so glad that it works for them!", False),
+    ("You cycling, cycling, cycling, cycling, cycling, cycling, cycling, cycling, cycling", False),
+])
+def test_expert_identity_must_be_second_person_prose(text, ok):
+    from pydantic import ValidationError
+
+    from tasks.respond.outputs import Expert
+
+    if ok:
+        Expert(expert=text)
+    else:
+        with pytest.raises(ValidationError):
+            Expert(expert=text)
