@@ -12,9 +12,11 @@ from flows.curate import curate_flow
 from flows.ingest import ingest_flow
 from flows.publish import publish_flow
 from flows.respond import respond_flow
-from flows.runtime import engine_for
+from flows.runtime import StageFailed, engine_for
 from flows.synthesize import synthesize_flow
 from tasks.core.config import FactoryConfig
+from tasks.core.lake import Lake
+from tasks.core.report import failed_shards, failure_summary
 
 
 @flow(name="factory")
@@ -25,4 +27,8 @@ def factory_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     synthesize_flow(config)
     curate_flow(config)
     respond_flow(config)
-    return publish_flow(config)
+    info = publish_flow(config)
+    missing = failed_shards(Lake(config.lake))
+    if missing:  # published only because publish.allow_partial is set: the run still failed
+        raise StageFailed(f"Published the partial release {info['name']}/v{info['version']}: {failure_summary(missing)}")
+    return info

@@ -9,9 +9,10 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.runtime import StageFailed
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.report import lake_report, pairs_markdown
+from tasks.core.report import failed_shards, failure_summary, lake_report, pairs_markdown
 from tasks.curate.select import release_index
 from tasks.llm.tokens import Tokens
 from tasks.publish import catalog
@@ -52,13 +53,17 @@ def scaling_flow(config: FactoryConfig = FactoryConfig()) -> str | None:
 def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     token = hub_token(config.publish.hub_token_env) if config.publish.push_to_hub else None
+    missing = failed_shards(lake)
+    if missing and not config.publish.allow_partial:
+        raise StageFailed(f"Not publishing a partial release: {failure_summary(missing)} "
+                          "(or set publish.allow_partial=true to publish what there is, with the gaps in its card)")
     stages = {r["dataset"]: r for r in lake_report(lake)}
     curated = lake.read("curated")
-    subsets = training_subsets(lake, curated, config.respond.variants()) if config.respond.enabled else {}
+    subsets = training_subsets(lake, curated, config.respond.variants(), partial=bool(missing)) if config.respond.enabled else {}
     info = publish(
         lake, config.publish.name, curated, stages, config.model_dump(),
         config.digest("ingest", "attribute", "synthesize", "curate", "respond", "engine"),
-        count_tokens=Tokens(config.engine).count, index=release_index(lake, config), subsets=subsets,
+        count_tokens=Tokens(config.engine).count, index=release_index(lake, config), subsets=subsets, missing=missing,
     )
     logger = get_run_logger()
     hub = ""

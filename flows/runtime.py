@@ -91,12 +91,14 @@ def run_stage(
     lake = Lake(cfg.lake)
     progress = create_progress_artifact(0.0, description=f"{stage.dataset}: shards finished")
     futures = [shard_task.submit(stage, spec, cfg, engine) for spec in specs]
+    spec_of = {id(f): spec for f, spec in zip(futures, specs)}
     failed = []
     for done, future in enumerate(as_completed(futures), start=1):
         try:
             future.result()
         except Exception as e:  # one bad shard does not stop the others; a rerun retries it
-            failed.append(f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            failed.append(f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+            lake.mark_failed(stage.dataset, spec_of[id(future)].shard, failed[-1])
         update_progress_artifact(progress, 100.0 * done / len(futures))
     lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))
     if failed:

@@ -61,7 +61,17 @@ class EngineConfig(_Section):
         "OPENAI_API_KEY", description="Environment variable holding the API key (never the key itself)."
     )
     max_concurrency: int = Field(64, description="In-flight requests to an OpenAI-compatible server.")
-    max_retries: int = Field(5, ge=0, description="Retries (with backoff) on 429, 5xx and connection errors.")
+    max_retries: int = Field(
+        5, ge=0, description="Retries (backoff with jitter, Retry-After honoured) on timeouts, 429, 5xx, dropped "
+        "connections and malformed responses; a request that still fails leaves its shard unfinished for a rerun.",
+    )
+    breaker_failures: int = Field(
+        16, ge=1, description="Service failures in a row that open the circuit breaker (requests then wait out the cool-down).",
+    )
+    breaker_cooldown_s: float = Field(
+        10.0, ge=0, description="How long an open breaker holds requests; opening 3 times without a success means the "
+        "endpoint is down, and the remaining requests fail at once.",
+    )
     request_timeout_s: float = Field(300.0, description="Per-request timeout for OpenAI-compatible servers.")
     tokenizer: str | None = Field(
         None, description="Tokenizer folder or name for token budgets; defaults to the model."
@@ -323,6 +333,11 @@ class RespondConfig(_Section):
 
 class PublishConfig(_Section):
     name: str = Field("synthq-instructions", description="Dataset name: releases/<name>/v<N>/.")
+    allow_partial: bool = Field(
+        False,
+        description="Publish even when a shard of an upstream stage failed (the card and the catalog then name "
+        "the missing shards). Off: such a run publishes nothing and ends failed, saying what to rerun.",
+    )
     push_to_hub: str | None = Field(
         None, description="Also upload each release to this Hugging Face dataset repo (owner/name)."
     )

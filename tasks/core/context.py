@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from tasks.core.config import FactoryConfig
+from tasks.core.errors import ServiceError
 from tasks.core.lake import Lake
 from tasks.llm.engine import Engine, Parsed, Request, Result, complete
 
@@ -42,6 +43,7 @@ class StageContext:
     def complete(self, requests: list[Request], model) -> list[Parsed]:
         """`complete` on this stage's engine, counting calls, repairs and tokens for the shard's manifest."""
         out = complete(self.engine, requests, model)
+        _raise_for_service([p.error for p in out if p.reason == "llm_error"], len(out))
         self.llm["repaired"] += sum(p.attempts == 2 and p.value is not None for p in out)
         self.llm["repair_failed"] += sum(p.attempts == 2 and p.value is None for p in out)
         self._count([p.usage for p in out])
@@ -51,6 +53,7 @@ class StageContext:
         """Free text (no schema, no repair) on this stage's engine, counted like `complete`;
         every sample's output tokens count."""
         out = self.engine.generate(requests) if requests else []
+        _raise_for_service([r.error for r in out if r.error and not r.permanent], len(out))
         self._count([
             {"prompt_tokens": r.prompt_tokens, "cached_tokens": r.cached_tokens,
              "output_tokens": sum(s.output_tokens for s in r.samples())}
@@ -62,3 +65,13 @@ class StageContext:
         self.llm["calls"] += len(usages)
         for key in ("prompt_tokens", "cached_tokens", "output_tokens"):
             self.llm[key] += sum(u.get(key, 0) for u in usages)
+
+
+def _raise_for_service(errors: list[str], total: int) -> None:
+    """Failures of the service are not the data's: the shard fails, to be rerun, instead of
+    quarantining rows whose output never came."""
+    if errors:
+        raise ServiceError(
+            f"the LLM service failed {len(errors)} of {total} requests after retries (first: {errors[0][:300]}); "
+            "answers that came back are cached: rerun to retry exactly the failed ones"
+        )

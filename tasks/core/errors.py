@@ -29,3 +29,9 @@ class LakeError(SynthqError):
 
 class ModelError(SynthqError):
     """The model could not be found, prepared or loaded."""
+
+
+class ServiceError(SynthqError):
+    """The LLM service failed (timeouts, 5xx, 429, dropped connections) for some requests even
+    after their retries: their shard stays unfinished, and a rerun retries exactly those
+    requests (the LLM cache keeps every answer that came back)."""

@@ -8,6 +8,7 @@ shard:
     <root>/<dataset>/rejected/part-<shard>.parquet   removed records, with reason
     <root>/<dataset>/_manifest/<shard>.json          input, config hash, counts, checksum
     <root>/<dataset>/_<name>/part-<shard>.parquet    sidecars: per-row data aligned with kept
+    <root>/<dataset>/_failed/<shard>.json            a shard whose last run failed, with the error
 
 The manifest is written last, so its presence marks a finished shard: a rerun with the same
 input and config skips it, and a crash mid-shard leaves nothing that looks finished.
@@ -79,6 +80,7 @@ class Lake:
         stale = self.path(dataset, "_manifest", f"{shard}.json")
         if self.fs.exists(stale):
             self.fs.rm(stale)
+        self.clear_failed(dataset, shard)
         checksum = self.write_table(self.path(dataset, f"part-{shard}.parquet"), result.kept)
         self.write_table(self.path(dataset, "rejected", f"part-{shard}.parquet"), result.rejected)
         for name, tbl in result.sidecars.items():
@@ -97,6 +99,23 @@ class Lake:
         }
         self.write_bytes(self.path(dataset, "_manifest", f"{shard}.json"), json.dumps(row).encode())
         return row
+
+    def mark_failed(self, dataset: str, shard: str, error: str) -> None:
+        """Remember that a shard failed (publish refuses a partial lake unless told to)."""
+        row = {"dataset": dataset, "shard": shard, "error": error[:500], "failed_at": time.time()}
+        self.write_bytes(self.path(dataset, "_failed", f"{shard}.json"), json.dumps(row).encode())
+
+    def clear_failed(self, dataset: str, shard: str) -> None:
+        marker = self.path(dataset, "_failed", f"{shard}.json")
+        if self.fs.exists(marker):
+            self.fs.rm(marker)
+
+    def failures(self, dataset: str) -> list[dict]:
+        """The shards of a dataset whose last run failed, with their errors."""
+        folder = self.path(dataset, "_failed")
+        if not self.fs.exists(folder):
+            return []
+        return [json.loads(self.fs.cat_file(p)) for p in sorted(self.fs.ls(folder, detail=False)) if p.endswith(".json")]
 
     # -- reading -----------------------------------------------------------------------
     def manifest(self, dataset: str, shard: str) -> dict | None:
@@ -141,6 +160,9 @@ class Lake:
 
     def prune(self, dataset: str, keep: set[str]) -> list[str]:
         """Remove shards not in `keep` (left by an earlier run with other input), sidecars included."""
+        for failed in self.failures(dataset):
+            if failed["shard"] not in keep:  # no longer part of the input
+                self.clear_failed(dataset, failed["shard"])
         gone = [s for s in self.shards(dataset) if s not in keep]
         folders = [self.path(dataset), self.path(dataset, "rejected")] + self._sidecar_folders(dataset) if gone else []
         for shard in gone:

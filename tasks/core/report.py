@@ -26,6 +26,18 @@ def lake_report(lake: Lake) -> list[dict]:
     return rows
 
 
+def failed_shards(lake: Lake) -> list[dict]:
+    """Every shard, in every dataset, whose last run failed."""
+    return [f for name in DATASETS for f in lake.failures(name)]
+
+
+def failure_summary(failed: list[dict]) -> str:
+    """One line: how many shards failed where, the first error, and what to do."""
+    where = ", ".join(f"{f['dataset']}/{f['shard']}" for f in failed[:5]) + (", ..." if len(failed) > 5 else "")
+    return (f"{len(failed)} shard(s) failed ({where}; first error: {failed[0]['error'][:200]}). Rerun the same command to "
+            "retry them: finished shards are skipped and every cached LLM answer is reused.")
+
+
 def _clip(text: str, n: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 3] + "..."

@@ -55,6 +55,9 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     result = stage.process(rows, ctx)
     if isinstance(engine, CachedEngine):
         result.stats["llm_cache"] = engine.report()
+    faults = getattr(engine.inner if isinstance(engine, CachedEngine) else engine, "faults", None)
+    if faults:
+        result.stats["faults"] = dict(faults)
     if ctx.llm["calls"]:
         result.stats["llm"] = ctx.llm
     return {**lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest), "skipped": False}

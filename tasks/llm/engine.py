@@ -46,12 +46,13 @@ class Result:
     finish_reason: str | None
     prompt_tokens: int = 0
     output_tokens: int = 0
-    error: str | None = None
+    error: str | None = None  # the service failed (after its retries): not the output's fault
     cached_tokens: int = 0  # prompt tokens served from the engine's prefix cache
     latency_s: float = 0.0
     # samples 2..n of a request with n > 1, ids "<id>#1", "<id>#2"...; their prompt tokens
     # are counted once, on this result
     more: list["Result"] = field(default_factory=list)
+    permanent: bool = False  # with error: the server refused this request itself (e.g. 400, too long)
 
     def samples(self) -> list["Result"]:
         """Every sample of the request, the first one included."""
@@ -88,6 +89,8 @@ def parse_result(result: Result, model: type[M]) -> Parsed:
     def fail(reason: str, error: str) -> Parsed:
         return Parsed(result.id, None, error, reason, result.text, usage)
 
+    if result.error and result.permanent:
+        return fail("llm_request_rejected", result.error)
     if result.error:
         return fail("llm_error", result.error)
     if result.finish_reason == "length":

@@ -56,6 +56,18 @@ def header(schema: pa.Schema, rows: int, num_bytes: int, pretty_name: str, subse
     }
 
 
+def _partial(stats: dict) -> str:
+    missing = stats.get("missing_shards") or []
+    if not missing:
+        return ""
+    lines = "\n".join(f"  - `{m['shard']}`: {m['error']}" for m in missing)
+    return f"""
+**Partial release**: {len(missing)} upstream shard(s) had failed when it was published
+(publish.allow_partial), so their records are missing:
+{lines}
+"""
+
+
 def _training(stats: dict) -> str:
     respond = stats.get("respond") or {}
     if not respond:
@@ -123,7 +135,7 @@ from those demonstrations, then scored on seven criteria and deduplicated.
 - Mean score: {stats['score_mean']:.2f} / 7; histogram: {stats['score_histogram']}
 - {_lineage(stats)}
 - Made by synthq {stats['code_version']}
-
+{_partial(stats)}
 ## Training subsets
 
 {_training(stats)}

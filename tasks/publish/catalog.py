@@ -53,18 +53,21 @@ def _connect(path: Path) -> sqlite3.Connection:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(releases)")}
     if "tokens" not in columns:  # catalogs written before releases counted tokens
         conn.execute("ALTER TABLE releases ADD COLUMN tokens INTEGER")
+    if "missing_shards" not in columns:  # catalogs written before partial releases were possible
+        conn.execute("ALTER TABLE releases ADD COLUMN missing_shards TEXT NOT NULL DEFAULT ''")
     return conn
 
 
 def record(
     path: Path, *, name: str, version: int, release_path: str, rows: int, documents: int, tokens: int | None,
-    parent: int | None, config_digest: str,
+    parent: int | None, config_digest: str, missing_shards: list[str] = (),
 ) -> None:
+    """One release; `missing_shards` ('dataset/shard') names what a partial release lacks."""
     with closing(_connect(path)) as conn, conn:
         conn.execute(
-            "INSERT INTO releases (name, version, path, rows, documents, tokens, parent, config_digest, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (name, version, release_path, rows, documents, tokens, parent, config_digest, time.time()),
+            "INSERT INTO releases (name, version, path, rows, documents, tokens, parent, config_digest, created_at, missing_shards) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, version, release_path, rows, documents, tokens, parent, config_digest, time.time(), ",".join(missing_shards)),
         )
 
 

@@ -129,13 +129,14 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
 def publish(
     lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], config: dict, config_digest: str,
     *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
-    subsets: dict[str, pa.Table] | None = None,
+    subsets: dict[str, pa.Table] | None = None, missing: list[dict] = (),
 ) -> dict:
     """Write the next version of `name`; returns its stats with `version` and `path`.
 
     `count_tokens` (the model's tokenizer) gives the release's query tokens for the catalog;
     `index` is the release index that curation dedups against, brought up to date here;
-    `subsets` are the training subsets (name -> table), each written to its own folder."""
+    `subsets` are the training subsets (name -> table), each written to its own folder;
+    `missing` the failed upstream shards of a partial release (publish.allow_partial)."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
     if data.num_rows == 0:
@@ -157,6 +158,7 @@ def publish(
         shapes[subset] = (tbl.schema, tbl.num_rows, lake.fs.size(f"{staging}/{subset}/{DATA_FILE}"))
     stats["subsets"] = {"queries": data.num_rows, **{k: t.num_rows for k, t in (subsets or {}).items()}}
     stats["respond"] = respond_stats(subsets or {})
+    stats["missing_shards"] = [{"shard": f"{m['dataset']}/{m['shard']}", "error": m["error"]} for m in missing]
     samples = data.slice(0, 3).to_pylist()
     card = render_card(name, f"v{version}", data.schema, stats, config, samples, shapes)
     lake.write_bytes(f"{staging}/README.md", card.encode())
@@ -170,7 +172,7 @@ def publish(
         catalog.record(
             path, name=name, version=version, release_path=target,
             rows=data.num_rows, documents=stats["documents"], tokens=stats["tokens"], parent=parent,
-            config_digest=config_digest,
+            config_digest=config_digest, missing_shards=[m["shard"] for m in stats["missing_shards"]],
         )
     if index is not None:
         stats["indexed"] = index_releases(lake, name, index)

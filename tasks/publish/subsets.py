@@ -57,14 +57,15 @@ def _read(lake: Lake, dataset: str, schema: pa.Schema) -> pa.Table:
     return lake.read(dataset) if lake.shards(dataset) else schema.empty_table()
 
 
-def training_subsets(lake: Lake, curated: pa.Table, variants: tuple[str, ...]) -> dict[str, pa.Table]:
-    """Subset name -> table; the first variant takes the plain names."""
+def training_subsets(lake: Lake, curated: pa.Table, variants: tuple[str, ...], partial: bool = False) -> dict[str, pa.Table]:
+    """Subset name -> table; the first variant takes the plain names. `partial`: a partial
+    release (failed shards, publish.allow_partial), whose missing answers its card names."""
     if not lake.shards("responses"):
         raise LakeError("respond.enabled is on but the lake has no responses: run `synthq respond` first, "
                         "or publish queries only with --set respond.enabled=false.")
     ids = set(curated.column("id").to_pylist())
     missing = ids - _answered_or_rejected(lake)
-    if missing:
+    if missing and not partial:
         raise LakeError(f"{len(missing)} curated queries have neither an answer nor a rejection (e.g. {sorted(missing)[0]}): "
                         "curation changed since the respond stage ran; run `synthq respond` again.")
     answers = [a for a in _read(lake, "responses", RESPONSES).to_pylist() if a["query_id"] in ids]

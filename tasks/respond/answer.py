@@ -69,9 +69,10 @@ def sample_answers(rows: list[dict], identities: list[str], ctx: StageContext) -
         draws = result.samples()
         for k in range(cfg.samples):
             draw = draws[k] if k < len(draws) else None
-            if draw is None or draw.error:
-                error = draw.error if draw else f"the engine returned {len(draws)} of {cfg.samples} samples"
-                checked = Checked(reason="llm_error", detail=error or "")
+            if draw is None:
+                checked = Checked(reason="answer_missing", detail=f"the engine returned {len(draws)} of {cfg.samples} samples")
+            elif draw.error:  # the server refused the request itself (ctx.generate raised for the service's failures)
+                checked = Checked(reason="llm_request_rejected", detail=draw.error)
             else:
                 checked = check_answer(draw.text, draw.finish_reason, variant == "rationale", cfg.max_answer_tokens)
             tokens = draw.output_tokens if draw else 0

@@ -43,7 +43,7 @@ def test_every_query_is_in_sft_or_rejected_with_samples_from_one_request(release
     answers = lake.read("responses").to_pylist()
     rejected = lake.read("responses", rejected=True).to_pylist()
     sft_ids = set(pq.read_table(f"{info['path']}/sft").column("prompt_id").to_pylist())
-    rejected_queries = {r["record_id"] for r in rejected if ":" not in r["record_id"]}  # query-level rejections
+    rejected_queries = {r["record_id"] for r in rejected if ":" not in r["record_id"]}  # no_valid_answer
     assert sft_ids | rejected_queries == set(curated().column("id").to_pylist()) and sft_ids
     assert not sft_ids & rejected_queries
     # samples of one query differ (drawn from one request), and carry their expert identity and judge
@@ -51,7 +51,9 @@ def test_every_query_is_in_sft_or_rejected_with_samples_from_one_request(release
     for a in answers:
         by_query.setdefault((a["query_id"], a["variant"]), []).append(a)
     assert any(len({a["response"] for a in group}) > 1 for group in by_query.values())
-    assert all(a["expert"] and a["judge"] == "llm:SmolLM2-135M-Instruct" and 1 <= a["score"] <= 10 for a in answers)
+    assert all(a["judge"] == "llm:SmolLM2-135M-Instruct" and 1 <= a["score"] <= 10 for a in answers)
+    no_expert = {r["record_id"].split(":")[0] for r in rejected if r["record_id"].endswith(":expert:0")}
+    assert all(bool(a["expert"]) == (a["query_id"] not in no_expert) for a in answers)  # identity, or its rejection
     llm = [m["stats"]["llm"] for m in lake.manifests("responses")]
     judged = len(answers) + sum(r["detail"].startswith("judge:") for r in rejected)
     queries = curated().num_rows
