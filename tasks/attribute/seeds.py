@@ -36,7 +36,7 @@ def load_seeds(path: str) -> tuple[list[dict], list[dict]]:
     if not os.path.isfile(path):
         raise InputError(f"Seed file '{path}' does not exist: give a JSONL file with 'id' and 'prompt'.")
     seeds, rejected, seen = [], [], set()
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:  # -sig: a byte-order mark is not part of line 1
         for n, line in enumerate(f, start=1):
             where = f"{path}:{n}"
             if not line.strip():

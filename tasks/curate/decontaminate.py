@@ -39,7 +39,9 @@ def load_benchmark(path: str, column: str) -> list[str]:
     if p.suffix.lower() not in readers:
         raise InputError(f"Benchmark file '{p}' must be .jsonl, .parquet or .csv.")
     try:
-        tbl: pa.Table = readers[p.suffix.lower()](str(p))
+        data = p.read_bytes()
+        source = data if p.suffix.lower() == ".parquet" else data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark
+        tbl: pa.Table = readers[p.suffix.lower()](pa.BufferReader(source))
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"Benchmark file '{p}' cannot be read: {e}") from e
     if column not in tbl.column_names:

@@ -10,6 +10,7 @@ Local paths and fsspec URLs (s3://, memory://, http://...) are read the same way
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -29,6 +30,8 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 TITLE_COLUMN = "title"
 HF_BATCH_ROWS = 1000
 Item = RawPage | dict
+EXPECTED = "HTML (.html[.gz]/.htm[.gz]), WARC/WET (.warc[.gz]/.wet[.gz]), JSONL (.jsonl[.gz]/.json) or Parquet files"
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte-order mark, as some editors save files
 
 
 def reject(reason: str, detail: str, record_id: str, **record) -> dict:
@@ -65,20 +68,40 @@ def info_time(info: dict) -> datetime:
 # --- HTML files ---------------------------------------------------------------------------
 
 
+def _gunzip(f, limit: int) -> bytes | None:
+    """The decompressed file, or None past `limit` bytes (a gzip bomb stops there)."""
+    with gzip.GzipFile(fileobj=f) as z:
+        data = z.read(limit + 1)
+    return None if len(data) > limit else data
+
+
 def read_html(unit: dict, cfg: IngestConfig, stats: dict) -> Iterator[Item]:
+    """One HTML file, gzip-compressed or not (.html.gz); the size cap counts decompressed bytes."""
     uri = unit["uri"]
     fs, path = fsspec.core.url_to_fs(uri)
+    too_large = f"over ingest.max_page_bytes={cfg.max_page_bytes}"
     try:
         info = fs.info(path)
         if info["size"] > cfg.max_page_bytes:
-            detail = f"file is {info['size']} bytes, over ingest.max_page_bytes={cfg.max_page_bytes}"
-            yield reject("too_large", detail, uri, source=uri)
+            yield reject("too_large", f"file is {info['size']} bytes, {too_large}", uri, source=uri)
             return
-        data = fs.cat_file(path)
-    except OSError as e:
+        if uri.lower().endswith(".gz"):
+            with fs.open(path, "rb") as f:
+                data = _gunzip(f, cfg.max_page_bytes)
+            if data is None:
+                yield reject("too_large", f"decompressed, the file is {too_large}", uri, source=uri)
+                return
+        else:
+            data = fs.cat_file(path)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
         yield reject("unreadable", f"{type(e).__name__}: {e}"[:300], uri, source=uri)
         return
-    yield RawPage(url=base_url(uri), source=uri, fetch_time=info_time(info), html=data)
+    yield RawPage(url=base_url(uri.removesuffix(".gz").removesuffix(".GZ")), source=uri, fetch_time=info_time(info), html=data)
+
+
+def read_unknown(unit: dict, cfg: IngestConfig, stats: dict) -> Iterator[Item]:
+    """A file of a type ingest does not read: named in a rejection row, never silently skipped."""
+    yield reject("unknown_file_type", f"not one of {EXPECTED}; skipped", unit["uri"], source=unit["uri"])
 
 
 # --- WARC and WET files -------------------------------------------------------------------
@@ -210,6 +233,8 @@ def _jsonl_rows(uri: str, start: int, stop: int) -> Iterator[tuple[int, dict | b
     for a line that is not a JSON object."""
     with open_lines(uri) as f:
         for index, line in enumerate(f):
+            if index == 0:
+                line = line.removeprefix(BOM)
             if index < start or not line.strip():
                 continue
             if 0 <= stop <= index:
@@ -353,6 +378,7 @@ def _readers(loaded: dict) -> dict[str, Callable]:
         "warc": read_warc,
         "table": read_table,
         "hf": lambda unit, cfg, stats: read_hf(unit, cfg, stats, loaded),
+        "unknown": read_unknown,
     }
 
 

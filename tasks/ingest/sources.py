@@ -25,16 +25,15 @@ import pyarrow.parquet as pq
 
 from tasks.core.config import IngestConfig
 from tasks.core.errors import InputError
-from tasks.ingest.readers import check_columns, file_uri, load_hf, open_lines
+from tasks.ingest.readers import BOM, EXPECTED, check_columns, file_uri, load_hf, open_lines
 from tasks.sample import PAGES
 
 SUFFIXES = {
-    "html": (".html", ".htm", ".xhtml"),
+    "html": (".html", ".htm", ".xhtml", ".html.gz", ".htm.gz", ".xhtml.gz"),
     "warc": (".warc", ".warc.gz", ".wet", ".wet.gz"),
     "table": (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".json.gz", ".parquet"),
 }
-KINDS = ("html", "warc", "table", "hf")
-EXPECTED = "HTML (.html/.htm), WARC/WET (.warc[.gz]/.wet[.gz]), JSONL (.jsonl[.gz]/.json) or Parquet files"
+KINDS = ("html", "warc", "table", "hf", "unknown")  # unknown: a file named in a rejection, not read
 JSON_SCAN_LINES = 1000  # lines searched for a first JSON object to learn a file's columns
 
 
@@ -136,6 +135,8 @@ def _jsonl_shape(uri: str) -> tuple[int, list[str] | None]:
     with open_lines(uri) as f:
         for line in f:
             lines += 1
+            if lines == 1:
+                line = line.removeprefix(BOM)
             if columns is None and lines <= JSON_SCAN_LINES and line.strip():
                 if lines == 1 and line.lstrip().startswith(b"["):
                     raise InputError(f"{uri} holds a JSON array: write JSON lines (one object per line).")
@@ -178,7 +179,10 @@ def add_files(source: str, cfg: IngestConfig, shard_size: int, found: _Found) ->
     if not known:
         what = f"{len(kinds)} file(s) of unknown types" if kinds else "no files"
         raise InputError(f"Source '{source}' holds {what}; expected {EXPECTED}.")
-    found.ignored.update(file_uri(fs, path) for path, kind in kinds.items() if not kind)
+    for path in sorted(p for p, kind in kinds.items() if not kind):  # each becomes a rejection row
+        uri = file_uri(fs, path)
+        found.ignored.add(uri)
+        found.units[(uri, 0)] = unit("unknown", uri, file_stamp(infos[path]))
     for path in known:
         found.add(kinds[path], file_uri(fs, path), file_units(kinds[path], fs, path, infos[path], cfg, shard_size))
 
@@ -215,7 +219,7 @@ def add_dataset(target: str, cfg: IngestConfig, shard_size: int, found: _Found) 
 
 
 def _weight(u: dict) -> int:
-    return 1 if u["kind"] == "html" else u["stop"] - u["start"]
+    return 1 if u["kind"] in ("html", "unknown") else u["stop"] - u["start"]
 
 
 def group_units(units: list[dict], shard_size: int) -> list[list[dict]]:
@@ -262,5 +266,5 @@ def plan(sources: list[str], cfg: IngestConfig, shard_size: int) -> Plan:
     order = {kind: n for n, kind in enumerate(KINDS)}
     units = sorted(found.units.values(), key=lambda u: (order[u["kind"]], u["uri"], u["start"]))
     shards = [shard_entry(group) for group in group_units(units, shard_size)]
-    summary = {kind: found.counts[kind] for kind in KINDS} | {"ignored": len(found.ignored)}
+    summary = {kind: found.counts[kind] for kind in KINDS[:-1]} | {"ignored": len(found.ignored)}
     return Plan(shards, list(dict.fromkeys(found.seeds)), summary)
