@@ -27,6 +27,8 @@ from threading import Thread
 
 import httpx
 
+import smoke
+
 from tasks.core.config import CrawlConfig
 from tasks.ingest.crawl import crawl
 from tasks.ingest.raw import RawPage
@@ -100,7 +102,7 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.05, help="per_host_delay_s of the polite crawl")
     ap.add_argument("--per-host", type=int, default=2, help="per_host_concurrency")
     ap.add_argument("--concurrency", type=int, default=16)
-    args = ap.parse_args()
+    args = smoke.parse(ap, hosts=2, pages=40)
     per_host = args.pages // args.hosts
     hosts = [f"127.0.0.{2 + n}" for n in range(args.hosts)]
     ports = multiprocessing.get_context("spawn").Queue()

@@ -18,6 +18,8 @@ import time
 import faiss
 import numpy as np
 
+import smoke
+
 from tasks.curate.dedup import IndexSpec, groups_for, pairs, within
 
 DIM = 384
@@ -73,7 +75,7 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=16, help="clusters compared per vector (curate.ivf_nprobe)")
     ap.add_argument("--recall-sample", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = smoke.parse(ap, rows=20_000, subset=5_000, recall_sample=200)
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
 
     (vecs, planted), t_gen = timed(lambda: corpus(args.rows, max(100, args.rows // 200), 0.1, args.seed))

@@ -23,6 +23,8 @@ import time
 
 from pydantic import BaseModel
 
+import smoke
+
 from tasks.core.config import EngineConfig
 from tasks.core.lake import Lake
 from tasks.llm.cache import CachedEngine
@@ -95,7 +97,7 @@ def main() -> None:
     ap.add_argument("--shard", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--baseline", type=int, default=20_000, help="requests for the bare-client baseline")
-    args = ap.parse_args()
+    args = smoke.parse(ap, requests=2_000, shard=200, baseline=500)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import trafilatura
 
+import smoke
+
 from tasks.core.config import IngestConfig
 from tasks.ingest.extract import extract_html, extract_page
 from tasks.ingest.minhash import normalize
@@ -69,10 +71,11 @@ def score(got: str, reference: str) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pages", type=Path, help="a folder with html/NAME.html and txt/NAME.txt (default: download)")
-    args = ap.parse_args()
+    ap.add_argument("--limit", type=int, default=0, help="score only the first N pages (0: all)")
+    args = smoke.parse(ap, limit=3)
     data = args.pages or fetch_pages()
     pairs = [(h, data / "txt" / f"{h.stem}.txt") for h in sorted((data / "html").glob("*.html"))]
-    pairs = [(h, t) for h, t in pairs if t.is_file()]
+    pairs = [(h, t) for h, t in pairs if t.is_file()][: args.limit or None]
     cfg, fast_mode, every_language = IngestConfig(), IngestConfig(fast=True), IngestConfig(languages=[])
     now = datetime.now(timezone.utc)
     plain_f1, ours_f1, fast_f1, kept, rejected = [], [], [], Counter(), {"default": Counter(), "all": Counter()}

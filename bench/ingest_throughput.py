@@ -27,6 +27,8 @@ from pathlib import Path
 
 import trafilatura
 
+import smoke
+
 from tasks.core.config import FactoryConfig
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake
@@ -87,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=20, help="copies of the 38 sample pages")
     ap.add_argument("--shard", type=int, default=100, help="pages per shard on Ray")
-    args = ap.parse_args()
+    args = smoke.parse(ap, copies=1, shard=19)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "pages"
         folder.mkdir()

@@ -25,6 +25,8 @@ import psutil
 import ray
 from datasketch import MinHash
 
+import smoke
+
 from tasks.core.config import DedupConfig
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import DOCUMENTS, REJECTED, table
@@ -154,7 +156,7 @@ def main() -> None:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--baseline", type=int, default=300, help="documents for the datasketch baseline")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = smoke.parse(ap, docs=5_000, shard_size=1_000, baseline=50)
     rng = np.random.default_rng(args.seed)
     vocab = vocabulary(50_000, rng)
     order, sources = corpus_plan(args.docs, args.dup_share, rng)

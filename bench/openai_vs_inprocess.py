@@ -64,7 +64,7 @@ def in_process(cfg: FactoryConfig, requests: list[Request]) -> dict:
 def main() -> None:
     args = bench_args(12)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = working_config(tmp, args.docs, args.sets)
+        cfg = working_config(tmp, args.docs, args.sets, args.smoke)
         requests = stage_requests(cfg)
         http = over_http(cfg, requests, tmp)
         local = in_process(cfg, requests)

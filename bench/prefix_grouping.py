@@ -52,7 +52,7 @@ def prefill(engine, requests: list[Request]) -> dict:
 def main() -> None:
     args = bench_args(16)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = working_config(tmp, args.docs, args.sets)
+        cfg = working_config(tmp, args.docs, args.sets, args.smoke)
         grouped = requests_for(cfg)
         shuffled = random.Random(0).sample(grouped, k=len(grouped))
         per_document = requests_for(cfg, group_size=1, similar_fraction=0.0)

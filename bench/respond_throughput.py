@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 
 import pyarrow as pa
+import smoke
 from synth_throughput import Timed, bare_llm, close_llm, sampling
 
 from tasks.core.config import FactoryConfig, load_config, parse_override
@@ -136,9 +137,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--queries", type=int, default=16, help="seed instructions of the sample to answer (40 in all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. respond.samples=4")
-    ap.add_argument("--smoke", action="store_true", help="2 queries and short answers: the same code path in a minute")
-    args = ap.parse_args()
-    queries, sets = (2, SMOKE + args.sets) if args.smoke else (args.queries, args.sets)
+    args = smoke.parse(ap, queries=2)
+    queries, sets = args.queries, (SMOKE + args.sets) if args.smoke else args.sets
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(None, {"lake": tmp, **dict(parse_override(s) for s in sets)})
         stage = run_stage(cfg, curated_queries(queries))

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import smoke
+
 from tasks.core.config import FactoryConfig, load_config, parse_override
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
@@ -35,24 +37,35 @@ from tasks.llm.models import cache_dir
 READY = "_bench_ready"
 
 
-def sample_lake() -> Path:
+SMOKE_SEEDS = 4  # seeds grounded for the smoke runs' sample lake
+
+
+def sample_lake(smoke: bool = False) -> Path:
     """Documents and demonstrations of the bundled sample (ingest + attribute on the bundled
-    model), built once and kept in the cache."""
-    lake = cache_dir() / "bench" / "sample-lake"
+    model), built once and kept in the cache; for --smoke from a few seeds only."""
+    lake = cache_dir() / "bench" / ("sample-lake-smoke" if smoke else "sample-lake")
     if (lake / READY).exists():
         return lake
     shutil.rmtree(lake, ignore_errors=True)
+    lake.mkdir(parents=True)
     synthq = str(Path(sys.executable).parent / "synthq")
+    extra = []
+    if smoke:
+        from tasks.sample import SEEDS
+
+        seeds = lake / "seeds.jsonl"
+        seeds.write_text("\n".join(SEEDS.read_text().splitlines()[:SMOKE_SEEDS]) + "\n")
+        extra = ["--set", f"attribute.seeds={seeds}"]
     for command in ("ingest", "attribute"):
         print(f"building the sample lake once: synthq {command}", flush=True)
-        subprocess.run([synthq, command, "--lake", str(lake), "--set", "shard_size=64"], check=True)
+        subprocess.run([synthq, command, "--lake", str(lake), "--set", "shard_size=64", *extra], check=True)
     (lake / READY).touch()
     return lake
 
 
-def working_config(tmp: str, docs: int, sets: list[str]) -> FactoryConfig:
+def working_config(tmp: str, docs: int, sets: list[str], smoke: bool = False) -> FactoryConfig:
     """A fresh copy of the sample lake, cut to `docs` documents in one shard."""
-    shutil.copytree(sample_lake(), tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache"))
+    shutil.copytree(sample_lake(smoke), tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("cache"))
     cfg = load_config(None, {"lake": tmp, "shard_size": 64, **dict(parse_override(s) for s in sets)})
     lake = Lake(tmp)
     table = lake.read("documents")
@@ -112,8 +125,9 @@ def run_stage(cfg: FactoryConfig) -> dict:
     elapsed = time.perf_counter() - start
     ray.shutdown()
     stats = rows[0]["stats"]
-    return {"seconds": elapsed, "kept": rows[0]["kept"], "rejected": rows[0]["rejected"], "calls": timed.calls,
-            "load": (load, os.getloadavg()[0]), **stats, **stats["llm"]}
+    # the shard's LLM totals, then the engine calls as timed here (a list, not the manifest's count)
+    return {"seconds": elapsed, "kept": rows[0]["kept"], "rejected": rows[0]["rejected"],
+            "load": (load, os.getloadavg()[0]), **stats, **stats["llm"], "calls": timed.calls}
 
 
 def bare_llm(cfg: FactoryConfig):
@@ -172,11 +186,14 @@ def stage_requests(cfg: FactoryConfig) -> list:
 
 
 def bench_args(docs: int) -> argparse.Namespace:
-    """--docs and --set, shared by the synthesis benches."""
+    """--docs, --set and --smoke (2 documents, short outputs), shared by the synthesis benches."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=docs, help="documents of the sample to synthesize from (36 in all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. synthesize.group_size=4")
-    return ap.parse_args()
+    args = smoke.parse(ap, docs=2)
+    if args.smoke:
+        args.sets = ["synthesize.max_output_tokens=256", "synthesize.prompt_tokens=2200", *args.sets]
+    return args
 
 
 def run_bare(cfg: FactoryConfig) -> dict:
@@ -225,7 +242,7 @@ def report(stage: dict, bare: dict) -> None:
 def main() -> None:
     args = bench_args(16)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = working_config(tmp, args.docs, args.sets)
+        cfg = working_config(tmp, args.docs, args.sets, args.smoke)
         stage = run_stage(cfg)
         bare = run_bare(cfg)
     report(stage, bare)

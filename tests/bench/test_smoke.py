@@ -1,5 +1,6 @@
-"""Benches run in their small mode (same code path, tiny sizes), so a refactor cannot break
-one unseen; each must print its ratio lines."""
+"""Every bench runs in its small mode (same code path, tiny sizes), so a refactor cannot break
+one unseen; each must print its ratio lines. The engine benches load their own vLLM engine
+in their own process, as they do when run by hand."""
 
 import subprocess
 import sys
@@ -9,17 +10,44 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
+# script -> lines its output must contain
+EXPECTED = {
+    "crawl_throughput.py": ["ratio requests/s / politeness ceiling", "ratio crawler / bare httpx"],
+    "dedup_scale.py": ["ratio exact (extrapolated from the subset", "ratio time / 300s target"],
+    "engine_overhead.py": ["overhead per request over the bare client"],
+    "ingest_throughput.py": ["ratio synthq / trafilatura per core"],
+    "near_dup.py": ["ratio vectorised / datasketch", "memory: driver RSS"],
+    "extraction_quality.py": ["mean F1: plain trafilatura.extract", "ratio"],
+}
+ENGINE = {
+    "synth_throughput.py": ["ratio stage / bare (output tokens/s)", "tokens per instruction"],
+    "prefix_grouping.py": ["grouped vs per document: prompt tok/s", "grouped vs shuffled"],
+    "openai_vs_inprocess.py": ["openai engine -> vllm serve", "in-process engine"],
+    "respond_throughput.py": ["ratio stage / bare (output tokens/s)", "ratio n-in-one / n requests: prefill tokens",
+                              "  expert ", "  answer ", "  judge "],
+}
+
 
 def _smoke(script: str) -> str:
-    done = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True, text=True, timeout=900, cwd=BENCH)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True, text=True, timeout=1200, cwd=BENCH)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
 
 
+def test_every_bench_has_a_smoke_test():
+    assert {p.name for p in BENCH.glob("*.py") if p.name != "smoke.py"} == set(EXPECTED) | set(ENGINE)
+
+
+@pytest.mark.parametrize("script", sorted(EXPECTED))
+def test_bench_smoke(script):
+    out = _smoke(script)
+    for line in EXPECTED[script]:
+        assert line in out, out[-2000:]
+
+
 @pytest.mark.slow
-def test_respond_throughput_smoke():
-    out = _smoke("respond_throughput.py")
-    assert "ratio stage / bare (output tokens/s):" in out
-    assert "ratio n-in-one / n requests: prefill tokens" in out
-    for kind in ("expert", "answer", "judge"):
-        assert f"  {kind}" in out
+@pytest.mark.parametrize("script", sorted(ENGINE))
+def test_engine_bench_smoke(script):
+    out = _smoke(script)
+    for line in ENGINE[script]:
+        assert line in out, out[-2000:]
