@@ -86,7 +86,7 @@ def run_bare(cfg: FactoryConfig, batches) -> tuple[dict, dict, dict]:
     """The stage's batches replayed in order; then the answers as n-sample requests vs n requests."""
     llm = bare_llm(cfg)
     parts = [_chat(llm, requests) for requests, _ in batches]
-    replay = {k: sum(p[k] for p in parts) for k in parts[0]}
+    replay = {k: sum(p[k] for p in parts) for k in parts[0]} | {"parts": parts}
     answers = next(requests for requests, _ in batches if requests[0].id.startswith("answer:"))
     llm.reset_prefix_cache()
     one = _chat(llm, answers)
@@ -120,6 +120,9 @@ def report(stage: dict, replay: dict, one: dict, many: dict, queries: int, sampl
     print(f"bare LLM.chat, the same {replay['requests']} requests in the same batches: {replay['seconds']:.1f}s, "
           f"output {replay['output_tokens']} tokens = {b_rate:.1f} tok/s")
     print(f"ratio stage / bare (output tokens/s): {s_rate / b_rate:.3f}")
+    for call, (requests, _), bare in zip(stage["timed"].calls, stage["timed"].batches, replay["parts"]):
+        print(f"  batch {requests[0].id.split(':')[0]:7s} {call['requests']:3d} requests: stage {call['seconds']:6.1f}s "
+              f"{call['output_tokens']:6d} tokens, bare {bare['seconds']:6.1f}s {bare['output_tokens']:6d} tokens")
     prefill_one, prefill_many = one["prompt_tokens"] - one["cached_tokens"], many["prompt_tokens"] - many["cached_tokens"]
     r_one, r_many = one["output_tokens"] / one["seconds"], many["output_tokens"] / many["seconds"]
     print(f"\nanswers, {samples} samples per query: one request with n={samples}: {one['requests']} requests, "

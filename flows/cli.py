@@ -250,11 +250,13 @@ def report(lake: Optional[str] = LakeOpt) -> None:
     from tasks.core.lake import Lake
     from tasks.core.report import lake_report
 
-    table = Table("dataset", "kept", "rejected", "rejected by reason", "LLM outputs valid")
-    for r in lake_report(Lake(_config(None, lake, None).lake)):
+    table = Table("dataset", "kept", "rejected", "rejected by reason", "LLM outputs valid", "failed shards")
+    the_lake = Lake(_config(None, lake, None).lake)
+    for r in lake_report(the_lake):
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(r["reasons"].items())) or "-"
         valid = f"{r['llm_valid'][0]}/{r['llm_valid'][1]}" if "llm_valid" in r else "-"
-        table.add_row(r["dataset"], str(r["kept"]), str(r["rejected"]), reasons, valid)
+        failed = ", ".join(f["shard"] for f in the_lake.failures(r["dataset"])) or "-"
+        table.add_row(r["dataset"], str(r["kept"]), str(r["rejected"]), reasons, valid, failed)
     console.print(table)
 
 

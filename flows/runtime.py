@@ -21,6 +21,7 @@ from prefect.futures import as_completed
 from tasks.core.config import FactoryConfig
 from tasks.core.errors import SynthqError
 from tasks.core.lake import Lake
+from tasks.core.report import fault_totals
 from tasks.core.stage import ShardSpec, Stage, run_shard
 from tasks.llm.engine import Engine
 
@@ -149,6 +150,13 @@ def publish_report(lake: Lake, dataset: str) -> dict:
         tokens = {k: sum(x.get(k, 0) for x in llm) for k in ("prompt_tokens", "cached_tokens", "output_tokens")}
         reasons += (f"\n\nTokens: prompt {tokens['prompt_tokens']:,} ({tokens['cached_tokens']:,} from the prefix cache), "
                     f"output {tokens['output_tokens']:,}")
+    faults = fault_totals(manifests)
+    if faults:
+        reasons += "\n\nService faults met / retried / still failing, by kind: " + ", ".join(
+            f"{kind} {n['met']}/{n['retried']}/{n['failed']}" for kind, n in sorted(faults.items()))
+    failed = lake.failures(dataset)
+    if failed:
+        reasons += f"\n\n**{len(failed)} shard(s) failed** (rerun to retry them): " + "; ".join(f"{f['shard']}: {f['error'][:160]}" for f in failed[:3])
     create_markdown_artifact(
         key=f"{dataset}-report",
         markdown=f"## {dataset}\n\nshards: {report['shards']}, in: {report['kept'] + report['rejected']}, "

@@ -26,6 +26,17 @@ def lake_report(lake: Lake) -> list[dict]:
     return rows
 
 
+def fault_totals(manifests: list[dict]) -> dict[str, dict[str, int]]:
+    """Service faults of the openai engine over the shards, per kind: met, retried, failed."""
+    out: dict[str, dict[str, int]] = {}
+    for m in manifests:
+        for key, n in m.get("stats", {}).get("faults", {}).items():
+            kind, _, what = key.partition(".")
+            if what:
+                out.setdefault(kind, {"met": 0, "retried": 0, "failed": 0})[what] += n
+    return out
+
+
 def failed_shards(lake: Lake) -> list[dict]:
     """Every shard, in every dataset, whose last run failed."""
     return [f for name in DATASETS for f in lake.failures(name)]

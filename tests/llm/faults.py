@@ -5,6 +5,7 @@ fixture."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import socket
@@ -17,22 +18,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 FAULTS = ("500", "503", "429", "drop", "stall", "truncated", "not_json", "no_choices")
 
 
-def value_for(schema: dict, defs: dict):
-    """A value valid for a (pydantic-made) JSON schema: objects, arrays, strings, numbers, enums."""
+def value_for(schema: dict, defs: dict, salt: str = ""):
+    """A value valid for a (pydantic-made) JSON schema: objects, arrays, strings, numbers, enums.
+    Numbers depend on `salt` (the prompt), so different prompts get different scores."""
     if "$ref" in schema:
-        return value_for(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return value_for(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, salt)
     if "enum" in schema or "const" in schema:
         return (schema.get("enum") or [schema.get("const")])[0]
     for key in ("anyOf", "allOf"):
         if key in schema:
-            return value_for(schema[key][0], defs)
+            return value_for(schema[key][0], defs, salt)
     kind = schema.get("type")
     if kind == "object":
-        return {k: value_for(v, defs) for k, v in schema.get("properties", {}).items()}
+        return {k: value_for(v, defs, salt + k) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
-        return [value_for(schema.get("items", {"type": "string"}), defs) for _ in range(max(1, schema.get("minItems", 2)))][: schema.get("maxItems", 2)]
+        return [value_for(schema.get("items", {"type": "string"}), defs, salt) for _ in range(max(1, schema.get("minItems", 2)))][: schema.get("maxItems", 2)]
     if kind in ("integer", "number"):
-        return schema.get("minimum", 1) + (1 if "maximum" in schema else 0)
+        low, high = schema.get("minimum", 0), schema.get("maximum", schema.get("minimum", 0) + 1)
+        return low + int(hashlib.sha256(salt.encode()).hexdigest(), 16) % (int(high - low) + 1)
     if kind == "boolean":
         return True
     text = "You are a careful expert who writes this text for the test endpoint and checks each step twice."
@@ -44,10 +47,11 @@ def completion(body: dict) -> dict:
     user = body["messages"][-1]["content"]
     if "response_format" in body:
         schema = body["response_format"]["json_schema"]["schema"]
-        content = json.dumps(value_for(schema, schema.get("$defs", {})))
+        content = json.dumps(value_for(schema, schema.get("$defs", {}), user))
     else:
         content = "answer to " + user
-    choices = [{"index": k, "finish_reason": "stop", "message": {"role": "assistant", "content": content}} for k in range(body.get("n", 1))]
+    choices = [{"index": k, "finish_reason": "stop", "message": {"role": "assistant", "content": content + (f" (take {k})" if k else "")}}
+               for k in range(body.get("n", 1))]
     return {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "choices": choices,
             "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
 
@@ -56,9 +60,9 @@ class Faulty(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, rate: float = 0.3, faults: tuple[str, ...] = FAULTS, upstream: str | None = None,
-                 stall_s: float = 20.0, seed: int = 0, script: list[str] | None = None):
+                 stall_s: float = 20.0, seed: int = 0, script: list[str] | None = None, delay_s: float = 0.0):
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.rate, self.faults, self.upstream, self.stall_s = rate, faults, upstream, stall_s
+        self.rate, self.faults, self.upstream, self.stall_s, self.delay_s = rate, faults, upstream, stall_s, delay_s
         self.rng, self.script, self.lock = random.Random(seed), list(script or []), threading.Lock()
         self.injected: Counter = Counter()
         self.served = 0
@@ -113,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             with srv.lock:
                 srv.injected[fault] += 1
             return self._fail(fault)
+        time.sleep(srv.delay_s)  # a slow model: leaves time to interrupt a run mid-stage
         data = self._answer(raw, body)
         with srv.lock:
             srv.served += 1

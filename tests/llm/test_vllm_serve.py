@@ -57,3 +57,44 @@ def test_long_prompts_on_the_cpu_server_without_per_request_seeds(vllm_server):
     out = engine.generate(reqs)
     assert [r.error for r in out] == [None, None, None]
     assert all(r.prompt_tokens > 1000 and r.output_tokens > 0 for r in out)
+
+
+def test_factory_through_a_faulty_proxy_in_front_of_vllm_serve(vllm_server, prefect_server, ray_local, sample_subset, lake_dir):
+    """30% of completions fail (every kind: 500, 503, 429 with Retry-After, dropped connections,
+    stalls, truncated bodies, 200s that are not JSON or have no choices): the run completes and
+    every document ends in an instruction or a content rejection, never an outage rejection."""
+    from flows.factory import factory_flow
+    from tasks.core.config import load_config
+    from tasks.core.lake import Lake
+    from tasks.core.report import fault_totals
+    from tasks.llm.models import resolve_model
+    from tests.llm.faults import FAULTS, Faulty
+
+    pages, seeds = sample_subset
+    with Faulty(rate=0.3, upstream=vllm_server, stall_s=20.0, seed=7, script=list(FAULTS)) as proxy:
+        cfg = load_config(None, {
+            "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
+            "engine.kind": "openai", "engine.base_url": proxy.url, "engine.model": "smollm2", "engine.max_model_len": 2048,
+            "engine.tokenizer": resolve_model("bundled"), "engine.seed_per_request": has_gpu(), "engine.max_retries": 10,
+            "engine.request_timeout_s": 300, "engine.max_concurrency": 8,
+            "attribute.document_tokens": 384, "synthesize.document_tokens": 384, "synthesize.prompt_tokens": 1024,
+            "respond.max_answer_tokens": 192,
+        })
+        info = factory_flow(cfg)
+    lake = Lake(lake_dir)
+    assert set(proxy.injected) == set(FAULTS)
+    docs, instr = lake.report("documents"), lake.report("instructions")
+    assert instr["kept"] + instr["rejected"] == docs["kept"]  # every document: an instruction or a content rejection
+    for ds in ("demonstrations", "instructions", "scored", "curated", "responses", "pairs"):
+        assert not lake.failures(ds)
+        assert not [r for r in lake.report(ds)["reasons"] if r == "llm_error"], ds
+    totals: dict = {}
+    for ds in ("demonstrations", "instructions", "scored", "responses"):
+        for kind, n in fault_totals(lake.manifests(ds)).items():
+            totals.setdefault(kind, {"met": 0, "retried": 0, "failed": 0})
+            for k in n:
+                totals[kind][k] += n[k]
+    print("faults per kind (met/retried/failed):", totals, "injected:", dict(proxy.injected))
+    assert sum(n["retried"] for n in totals.values()) >= sum(proxy.injected.values()) - sum(n["failed"] for n in totals.values())
+    assert {"server_error", "rate_limited", "connection", "bad_response"} <= set(totals)
+    assert info["rows"] > 0
