@@ -49,8 +49,10 @@ def ingest_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     crawled = crawl_task(found.crawl_seeds, config, len(found.crawl_seeds)) if found.crawl_seeds else []
     lake = Lake(config.lake)
     earlier = kept_shards(lake, config)
+    lake.open_batch(STAGE_SPEC.dataset)  # a run that resumes a killed one continues its batch
     run_stage(STAGE_SPEC, shard_specs(found, crawled), config, extra_shards=earlier, report=False)
     dropped = dedup_task(config)
+    lake.close_batch(STAGE_SPEC.dataset)
     if dropped:
         log.info("ingest: %d duplicates and near-duplicates moved to rejected", dropped)
     return publish_report(lake, STAGE_SPEC.dataset)

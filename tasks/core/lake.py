@@ -9,6 +9,7 @@ shard:
     <root>/<dataset>/_manifest/<shard>.json          input, config hash, counts, checksum
     <root>/<dataset>/_<name>/part-<shard>.parquet    sidecars: per-row data aligned with kept
     <root>/<dataset>/_failed/<shard>.json            a shard whose last run failed, with the error
+    <root>/<dataset>/_batch.json                     an unfinished batch (see open_batch)
 
 The manifest is written last, so its presence marks a finished shard: a rerun with the same
 input and config skips it, and a crash mid-shard leaves nothing that looks finished.
@@ -116,6 +117,24 @@ class Lake:
         if not self.fs.exists(folder):
             return []
         return [json.loads(self.fs.cat_file(p)) for p in sorted(self.fs.ls(folder, detail=False)) if p.endswith(".json")]
+
+    def open_batch(self, dataset: str) -> float:
+        """The start time of the dataset's current batch: the open one an interrupted run left,
+        or a new one from now. Records of one batch are one age, however the batch was cut up
+        by crashes and reruns, until `close_batch`."""
+        started = self.batch_time(dataset)
+        if started is None:
+            started = time.time()
+            self.write_bytes(self.path(dataset, "_batch.json"), json.dumps({"started": started}).encode())
+        return started
+
+    def batch_time(self, dataset: str) -> float | None:
+        marker = self.path(dataset, "_batch.json")
+        return json.loads(self.fs.cat_file(marker))["started"] if self.fs.exists(marker) else None
+
+    def close_batch(self, dataset: str) -> None:
+        if self.fs.exists(self.path(dataset, "_batch.json")):
+            self.fs.rm(self.path(dataset, "_batch.json"))
 
     # -- reading -----------------------------------------------------------------------
     def manifest(self, dataset: str, shard: str) -> dict | None:

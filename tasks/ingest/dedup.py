@@ -1,7 +1,7 @@
 """Exact and near-duplicate documents across the whole corpus (this run and earlier ingests),
 found with Ray tasks, then moved to `rejected`.
 
-Every document has an order key: its shard's ingest time (manifest `stats["ingested_at"]`,
+Every document has an order key: its ingest batch's start time (manifest `stats["ingested_at"]`,
 0 when missing), the shard name, its row. The earliest copy of a group is kept, so earlier
 ingests win and re-ingesting the same pages adds nothing.
 

@@ -51,7 +51,10 @@ def process(units: pa.Table, ctx: StageContext) -> StageResult:
         doc, rej = extract_page(item, cfg)
         (docs if doc else rejected).append(doc or rej)
     sigs = signatures([d["text"] for d in docs], cfg.dedup)
-    stats = {**seen, "records": read_stats, "ingested_at": time.time()}
+    # the age of every document of this ingest batch (the run, resumed or not): within a batch
+    # dedup then keeps copies by shard name, the same choice whatever order shards finished in
+    batch = ctx.lake.batch_time(DATASET)
+    stats = {**seen, "records": read_stats, "ingested_at": batch if batch is not None else time.time()}
     return StageResult(
         table(docs, DOCUMENTS), table(rejected, REJECTED), stats, sidecars={SIDECAR: sidecar_table([d["id"] for d in docs], sigs, cfg.dedup)}
     )

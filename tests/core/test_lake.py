@@ -59,3 +59,25 @@ def test_a_shard_interrupted_mid_rewrite_is_unfinished_not_half_written(lake_dir
     assert not lake.is_finished("ds", "00000", input_id="i", config="old")
     lake.write_shard("ds", "00000", _result(5), input_id="i", config="new")  # the rerun redoes it
     assert lake.read("ds").num_rows == 6
+
+
+def test_a_batch_stays_open_across_runs_until_closed(tmp_path):
+    """A run killed mid-ingest leaves its batch open: the rerun's shards get the same age, so
+    which copy of a duplicate is kept does not depend on where the first run stopped."""
+    lake = Lake(str(tmp_path / "lake"))
+    assert lake.batch_time("documents") is None
+    first = lake.open_batch("documents")
+    assert lake.open_batch("documents") == first == lake.batch_time("documents")  # resumed: same batch
+    lake.close_batch("documents")
+    assert lake.batch_time("documents") is None and lake.open_batch("documents") >= first
+
+
+def test_failed_shards_are_marked_until_they_finish(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    lake.mark_failed("instructions", "00001", "ServiceError: the LLM service failed 3 of 3 requests")
+    assert [f["shard"] for f in lake.failures("instructions")] == ["00001"]
+    lake.write_shard("instructions", "00001", StageResult(REJECTED.empty_table(), REJECTED.empty_table()), input_id="x", config="y")
+    assert lake.failures("instructions") == []
+    lake.mark_failed("instructions", "00002", "boom")
+    lake.prune("instructions", keep={"00001"})  # no longer part of the input: forgotten
+    assert lake.failures("instructions") == []

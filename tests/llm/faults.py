@@ -24,7 +24,8 @@ def value_for(schema: dict, defs: dict, salt: str = ""):
     if "$ref" in schema:
         return value_for(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, salt)
     if "enum" in schema or "const" in schema:
-        return (schema.get("enum") or [schema.get("const")])[0]
+        options = schema.get("enum") or [schema.get("const")]
+        return options[_pick(salt, len(options))]
     for key in ("anyOf", "allOf"):
         if key in schema:
             return value_for(schema[key][0], defs, salt)
@@ -35,11 +36,17 @@ def value_for(schema: dict, defs: dict, salt: str = ""):
         return [value_for(schema.get("items", {"type": "string"}), defs, salt) for _ in range(max(1, schema.get("minItems", 2)))][: schema.get("maxItems", 2)]
     if kind in ("integer", "number"):
         low, high = schema.get("minimum", 0), schema.get("maximum", schema.get("minimum", 0) + 1)
-        return low + int(hashlib.sha256(salt.encode()).hexdigest(), 16) % (int(high - low) + 1)
+        return low + _pick(salt, int(high - low) + 1)
     if kind == "boolean":
         return True
-    text = "You are a careful expert who writes this text for the test endpoint and checks each step twice."
+    words = salt.split()  # words of the prompt from a place its hash picks: prompts differ, texts differ
+    start = _pick(salt, max(1, len(words) - 24))
+    text = "You are asked: " + " ".join(words[start : start + 24]) + "."
     return text[: schema.get("maxLength", len(text))]
+
+
+def _pick(salt: str, n: int) -> int:
+    return int(hashlib.sha256(salt.encode()).hexdigest(), 16) % max(1, n)
 
 
 def completion(body: dict) -> dict:
