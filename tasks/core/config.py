@@ -315,13 +315,13 @@ class RespondConfig(_Section):
     min_margin: float = Field(
         0.5, ge=0,
         description="Pairs whose chosen and rejected scores differ by less are not made (counted as 'tie' or "
-        "'margin_below_min'): a judge's noise is not a preference. 0.5 is two rubric points of the LLM judge.",
+        "'margin_below_min'): a judge's noise is not a preference. 0.5 is two points over the LLM judge's four aspects.",
     )
     temperature: float = Field(0.8, ge=0, description="Answer sampling temperature: samples must differ to be ranked.")
     max_answer_tokens: int = Field(
         512, ge=16,
         description="Token limit of an answer; a cut answer is rejected as 'answer_truncated'. The bundled "
-        "model ends 7 of 8 answers within 512 tokens; raise it for models that write long answers.",
+        "model ends about 5 of 6 answers within 512 tokens (the demo cut 11 of 65); raise it for models that write long answers.",
     )
     expert_max_tokens: int = Field(256, ge=16, description="Headroom over the expert identity's 600-character cap.")
     judge_max_tokens: int = Field(512, ge=16, description="Headroom over the judge's four reasons (200 characters each) and scores.")

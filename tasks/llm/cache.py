@@ -1,7 +1,8 @@
 """A content-addressed cache in front of any engine, stored in the lake.
 
 The key is a hash of what determines the output: the model, the full prompt (messages), the
-JSON schema and every sampling setting (max tokens, temperature, frequency penalty, seed).
+JSON schema and every sampling setting (max tokens, temperature, frequency penalty, seed, and
+the number of samples when a request asks for more than one; all its samples are one entry).
 The request id does not enter it except through the per-request seed it derives, and ids
 never carry a shard name, so a rerun with another shard size finds every earlier answer whose
 prompt it rebuilds. A changed prompt has a new text, hence a new key: it misses (synthesis
