@@ -98,7 +98,8 @@ def run_stage(
         try:
             future.result()
         except Exception as e:  # one bad shard does not stop the others; a rerun retries it
-            failed.append(f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+            cause = getattr(e, "cause", None) or e  # a Ray task's error: the exception raised in it
+            failed.append(f"{type(cause).__name__}: {str(cause).splitlines()[0][:300] if str(cause) else ''}")
             lake.mark_failed(stage.dataset, spec_of[id(future)].shard, failed[-1])
         update_progress_artifact(progress, 100.0 * done / len(futures))
     lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))

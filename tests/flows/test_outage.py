@@ -55,6 +55,9 @@ def test_outage_then_rerun_regenerates_exactly_the_failed_requests(prefect_serve
         srv.rate, before = 0.0, len(srv.bodies)
         respond_flow(cfg)
         resent = [_key(b) for b in srv.bodies[before:]]
+    print(f"first run: {len(sent_first)} requests sent, {len(answered_first)} answered, {len(set(failed_first))} met a fault (after the shard task's own retry); "
+          f"rerun: {len(resent)} sent, of them {len(set(resent) & set(failed_first))} the failed ones and "
+          f"{len(set(resent) - set(failed_first))} never sent before (downstream of a failed call)")
     assert not set(resent) & answered_first  # nothing that came back is asked again (the cache has it)
     assert set(failed_first) <= set(resent)  # every request that met a fault is sent again
     assert not lake.failures("responses")
