@@ -184,6 +184,12 @@ REJECTED = _schema(
 )
 
 
+def prompt_messages(answer: dict) -> list[dict]:
+    """The chat prompt an answer was trained for: system (its expert identity, when it has one), user (the query)."""
+    system = [{"role": "system", "content": answer["expert"]}] if answer["expert"] else []
+    return [*system, {"role": "user", "content": answer["query"]}]
+
+
 def rejection(stage: str, reason: str, detail: str, record_id: str, record: Any) -> dict:
     """One row of the rejected dataset."""
     return {

@@ -18,14 +18,9 @@ import pyarrow as pa
 
 from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
-from tasks.core.records import PAIRS, RESPONSES, SFT, table
+from tasks.core.records import PAIRS, RESPONSES, SFT, prompt_messages, table
 
 LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "completion", "prompt_id", "query", "variant", "answer_id", "score", "judge")]
-
-
-def _prompt(answer: dict) -> list[dict]:
-    system = [{"role": "system", "content": answer["expert"]}] if answer["expert"] else []
-    return [*system, {"role": "user", "content": answer["query"]}]
 
 
 def sft_rows(answers: list[dict]) -> list[dict]:
@@ -41,7 +36,7 @@ def sft_rows(answers: list[dict]) -> list[dict]:
 def _sft_row(a: dict) -> dict:
     completion = [{"role": "assistant", "content": a["response"]}]
     return {
-        "messages": _prompt(a) + completion, "prompt": _prompt(a), "completion": completion,
+        "messages": prompt_messages(a) + completion, "prompt": prompt_messages(a), "completion": completion,
         "prompt_id": a["query_id"], "query": a["query"], "variant": a["variant"],
         "answer_id": a["id"], "score": a["score"], "judge": a["judge"], **{k: a[k] for k in LINEAGE},
     }

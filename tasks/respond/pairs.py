@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from tasks.core.context import StageContext
 from tasks.core.lake import StageResult
-from tasks.core.records import PAIRS, REJECTED, rejection, table
+from tasks.core.records import PAIRS, REJECTED, prompt_messages, rejection, table
 from tasks.core.stage import Stage
 
 STAGE = "respond"
@@ -26,11 +26,6 @@ LINEAGE = ("query_id", "query", "document_id", "document_url", "demonstration_id
 def ranked(answers: list[dict]) -> list[dict]:
     """Best first; equal scores keep sample order, so the choice is stable."""
     return sorted(answers, key=lambda a: (-a["score"], a["sample"]))
-
-
-def prompt_messages(answer: dict) -> list[dict]:
-    system = [{"role": "system", "content": answer["expert"]}] if answer["expert"] else []
-    return [*system, {"role": "user", "content": answer["query"]}]
 
 
 def _pick_rejected(best: dict, lower: list[dict], rule: str, min_margin: float, seed: int) -> dict | None:
