@@ -1,6 +1,8 @@
 """What the LLM must return in attribution, as pydantic models (their JSON schemas drive decoding).
 
-String caps keep a small model from rambling until max_tokens cuts the JSON.
+String caps keep a small model from rambling until max_tokens cuts the JSON (`output_caps`
+in the stage's config; the paper profile turns them off). A scene must be prose (see
+`tasks.core.prose`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from tasks.core.prose import prose_problem
+
+SCENE_MIN_WORDS = 8  # a user, a situation and a motive take a sentence at least
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=48)]
 
 
@@ -31,6 +36,15 @@ class SeedAnalysis(BaseModel):
         return [w for w in words if not (w.lower() in seen or seen.add(w.lower()))]
 
 
+def check_scene(scene: str) -> str:
+    problem = prose_problem(scene, SCENE_MIN_WORDS)
+    if problem:
+        raise ValueError(f"scene {problem}")
+    return scene
+
+
 class Grounding(BaseModel):
     scene: str = Field(min_length=1, max_length=700)
     query_compositions: Compositions
+
+    _scene_is_prose = field_validator("scene")(check_scene)

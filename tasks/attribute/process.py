@@ -24,8 +24,8 @@ from tasks.core.lake import Lake, StageResult
 from tasks.core.stage import ShardSpec, Stage
 from tasks.sample import SEEDS, resolve
 from tasks.core.prompts import load_prompt
-from tasks.core.records import DEMONSTRATIONS, REJECTED, table
-from tasks.llm.engine import Request, rejected_output, schema_for
+from tasks.core.records import DEMONSTRATIONS, REJECTED, rejection, table
+from tasks.llm.engine import Request, output_model, rejected_output, schema_for
 
 STAGE = "attribute"
 PROMPTS = Path(__file__).parent / "prompts"
@@ -40,23 +40,25 @@ def _request(ctx: StageContext, rid: str, messages: list[dict], schema: dict) ->
 
 def analyse(ctx: StageContext, seeds: list[dict]):
     prompt = load_prompt(KEYWORDS)
-    schema = schema_for(SeedAnalysis)
+    model = output_model(SeedAnalysis, ctx.cfg.attribute.output_caps)
+    schema = schema_for(model)
     reqs = [
         _request(ctx, f"kw:{prompt.version}:{s['id']}", prompt.messages(prompt=s["prompt"], max_keywords=ctx.cfg.attribute.max_keywords), schema)
         for s in seeds
     ]
-    return ctx.complete(reqs, SeedAnalysis)
+    return ctx.complete(reqs, model)
 
 
 def ground(ctx: StageContext, pairs: list[tuple[dict, dict]]):
     """Scene and compositions for each (seed, document already cut to the budget)."""
     prompt = load_prompt(GROUND)
-    schema = schema_for(Grounding)
+    model = output_model(Grounding, ctx.cfg.attribute.output_caps)
+    schema = schema_for(model)
     reqs = []
     for seed, doc in pairs:
         messages = prompt.messages(prompt=seed["prompt"], title=doc["title"], document=doc["text"])
         reqs.append(_request(ctx, f"gr:{prompt.version}:{seed['id']}:{doc['id']}", messages, schema))
-    return ctx.complete(reqs, Grounding), prompt.version
+    return ctx.complete(reqs, model), prompt.version
 
 
 def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
@@ -73,6 +75,15 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
 
     queries = [f"{a.intent} {' '.join(a.keywords)}" for _, a in ok]
     hits = best_documents(ctx.extras["index"], ctx.extras["index_ids"], queries, ctx.cfg.embedder)
+    floor = ctx.cfg.attribute.min_retrieval_score
+    grounded = []
+    for (seed, analysis), (doc_id, score) in zip(ok, hits):
+        if score < floor:
+            detail = f"best document {doc_id} scores {score:.3f} < attribute.min_retrieval_score={floor:g}"
+            rejected.append(rejection(STAGE, "no_grounding_document", detail, seed["id"], {**seed, "keywords": analysis.keywords}))
+        else:
+            grounded.append(((seed, analysis), (doc_id, score)))
+    ok, hits = [g[0] for g in grounded], [g[1] for g in grounded]
     documents = ctx.extras["documents"]
     budget = ctx.cfg.attribute.document_tokens
     pairs = [
@@ -103,7 +114,7 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
                 "prompt_version": version,
             }
         )
-    stats = {"seeds": len(seeds), "llm_failures": len(rejected)}
+    stats = {"seeds": len(seeds), "rejected": len(rejected)}
     return StageResult(table(demos, DEMONSTRATIONS), table(rejected, REJECTED), stats)
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import ConfigError
+from tasks.core.method_config import CurateConfig, SynthesizeConfig
 from tasks.core.respond_config import RespondConfig, Section as _Section
 
 
@@ -200,79 +201,18 @@ class AttributeConfig(_Section):
         640, description="Headroom over the schema's string caps, so JSON is never cut."
     )
     temperature: float = Field(0.3, description="Low: attribution describes, it does not invent.")
-
-
-class SynthesizeConfig(_Section):
-    max_demonstrations: int = Field(10, description="The method draws 10 demonstrations at random.")
-    prompt_tokens: int = Field(
-        3300,
-        description="Demonstrations are added while the prompt stays under this many tokens "
-        "(prompt + max_output_tokens must fit engine.max_model_len).",
+    min_retrieval_score: float = Field(
+        0.2, ge=-1, le=1,
+        description="Least cosine between a seed's intent + keywords and its best document; below it the seed is "
+        "rejected as no_grounding_document (with its best score) instead of being grounded in an unrelated page. "
+        "On the sample, right pages scored 0.29-0.56 and wrong ones 0.03-0.20 (README). 0 keeps every top hit, as "
+        "the method's web search does.",
     )
-    document_tokens: int = Field(1024, description="Each document is cut to this many tokens.")
-    demonstration_document_tokens: int = Field(
-        200, description="A demonstration shows this many tokens of its document."
-    )
-    max_output_tokens: int = Field(768, description="Headroom over the schema's string caps.")
-    temperature: float = Field(0.8, description="Higher: synthesis should be diverse.")
-    group_size: int = Field(
-        8,
-        ge=1,
-        description="Documents (similar by embedding) that share one demonstration block. The block is "
-        "most of the prompt and comes first, so the engine's prefix cache prefills it once per group: "
-        "8 saves about 7/8 of its prefill while no more than 8 instructions share the same examples. "
-        "1 gives each document its own block, as in the original method.",
-    )
-    similar_fraction: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="Share of a group's demonstrations chosen as the nearest to its documents; the rest "
-        "are drawn at random for diversity. 0 is the method's pure random draw.",
-    )
-
-
-class CurateConfig(_Section):
-    min_score: int = Field(0, ge=0, le=7, description="Drop queries whose total score is below this.")
-    dedup_threshold: float = Field(
-        0.92, gt=0, le=1, description="Cosine similarity at or above which two queries are duplicates."
-    )
-    target_size: int | None = Field(
-        None, description="When set, keep this many queries, chosen by `selection`."
-    )
-    selection: Literal["topics", "k_center"] = Field(
-        "topics",
-        description="topics: cluster into target_size topics, keep the best-scored per topic. "
-        "k_center (DiverseEvol): start from the best-scored query and repeatedly add the one "
-        "farthest from all already chosen.",
-    )
-    benchmarks: list[str] = Field(
-        default_factory=list,
-        description="Benchmark prompt files (JSONL, Parquet or CSV) to decontaminate against; "
-        "the file name is the benchmark's name in reports.",
-    )
-    benchmark_column: str = Field("prompt", description="Column holding the prompt in benchmark files.")
-    contamination_ngram: int = Field(
-        13, ge=3, description="A shared run of this many words with a benchmark prompt is contamination."
-    )
-    contamination_similarity: float = Field(
-        0.9, gt=0, le=1, description="Cosine similarity to a benchmark prompt at or above which a query is dropped."
-    )
-    max_output_tokens: int = Field(256, description="Scores are short JSON.")
-    moderation: bool = Field(
-        False,
-        description="Also ask the engine for a safety verdict on each query (MLCommons hazard "
-        "categories); unsafe queries are dropped with their categories.",
-    )
-    dedup_against_releases: bool = Field(
+    output_caps: bool = Field(
         True,
-        description="Also drop new queries within dedup_threshold of any row of an earlier release "
-        "of this dataset (publish.name); the index of released rows persists in the lake.",
+        description="Cap the length of each string the LLM returns (the schemas' max_length): a small model "
+        "otherwise loops until max_output_tokens cuts the JSON. The method caps only by max tokens (paper profile: false).",
     )
-    ivf_threshold: int = Field(
-        100_000, ge=1, description="Past this many vectors, dedup searches an IVF index instead of exact search."
-    )
-    ivf_nprobe: int = Field(16, ge=1, description="IVF clusters searched per query: higher is slower and more exact.")
 
 
 class PublishConfig(_Section):

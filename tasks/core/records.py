@@ -96,6 +96,7 @@ CURATED = _schema(
     *[(f.name, f.type, f.metadata[b"description"].decode()) for f in INSTRUCTIONS],
     *_SCORE_FIELDS,
     ("score_total", pa.int8(), "Sum of the seven criterion scores (0-7)."),
+    ("score_analysis", pa.struct([(c, pa.string()) for c in CRITERIA]), "The judge's analysis of each criterion, written before its score."),
     ("score_model", pa.string(), "Model that scored the query."),
     ("score_prompt_version", pa.string(), "Version of the scoring prompt."),
     ("topic", pa.int32(), "Topic cluster of the query (-1 when no topic selection ran)."),

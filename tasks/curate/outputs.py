@@ -1,5 +1,5 @@
-"""The scoring answer (0 or 1 on each of the seven criteria, a short reason first) and the
-moderation verdict (safe or unsafe, with hazard categories)."""
+"""The scoring answer (for each of the seven criteria its own short analysis, then 0 or 1, as the
+method scores) and the moderation verdict (safe or unsafe, with hazard categories)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ from tasks.core.records import CRITERIA
 
 Score = Literal[0, 1]
 
+
+
+class Criterion(BaseModel):
+    analysis: str = Field(max_length=300, description="One or two sentences on this criterion alone.")
+    score: Score
+
+
 Scores: type[BaseModel] = create_model(
-    "Scores",
-    reason=(str, Field(max_length=400, description="One or two sentences judging the query.")),
-    **{c: (Score, Field(description=f"1 if the query meets '{c.replace('_', ' ')}'")) for c in CRITERIA},
+    "Scores", **{c: (Criterion, Field(description=f"The analysis, then 1 if the query meets '{c.replace('_', ' ')}'")) for c in CRITERIA}
 )
 
 # The hazard categories of the MLCommons AI Safety taxonomy, as used by Llama Guard 3.

@@ -9,12 +9,15 @@ result never silently becomes a row.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+import annotated_types
+from pydantic import BaseModel, ValidationError, create_model
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -146,6 +149,25 @@ def complete(engine: Engine, requests: list[Request], model: type[M], repair: bo
                 raw=f"{first.raw}\n--- repair attempt ---\n{fix.raw}",
             )
     return parsed
+
+
+@functools.cache
+def without_caps(model: type[BaseModel]) -> type[BaseModel]:
+    """The same output model with no max_length on its string fields (nested models included),
+    its validators kept: the method caps outputs only by max tokens."""
+    fields = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            annotation = without_caps(annotation)
+        free = copy.copy(info)
+        free.metadata = [m for m in info.metadata if not isinstance(m, annotated_types.MaxLen)]
+        fields[name] = (annotation, free)
+    return create_model(model.__name__, __base__=model, **fields)
+
+
+def output_model(model: type[BaseModel], capped: bool) -> type[BaseModel]:
+    return model if capped else without_caps(model)
 
 
 def schema_for(model: type[BaseModel]) -> dict:

@@ -84,8 +84,11 @@ def draw(
     return [demos[i] for i in interleave(nearest, randoms, similar_fraction)]
 
 
-def choose(candidates: list[dict], blocks: dict[str, tuple[str, int]], base_tokens: int, budget: int) -> list[dict]:
-    """Candidates in order whose blocks fit the budget on top of `base_tokens`.
+def choose(
+    candidates: list[dict], blocks: dict[str, tuple[str, int]], base_tokens: int, budget: int, fill: str = "skip"
+) -> list[dict]:
+    """Candidates in order whose blocks fit the budget on top of `base_tokens`; at the first one
+    that does not fit, `fill` "skip" tries the next, "stop" (the method) ends the block.
 
     `blocks` maps demo id -> (rendered block, its token count), computed once per shard.
     """
@@ -93,6 +96,8 @@ def choose(candidates: list[dict], blocks: dict[str, tuple[str, int]], base_toke
     for demo in candidates:
         cost = blocks[demo["id"]][1]
         if used + cost > budget:
+            if fill == "stop":
+                break
             continue
         chosen.append(demo)
         used += cost

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from tasks.attribute.outputs import Compositions
+from tasks.attribute.outputs import Compositions, check_scene
+from tasks.core.prose import prose_problem
 
 
 MIN_QUERY_WORDS = 5
@@ -16,11 +17,14 @@ class Synthesis(BaseModel):
     query_compositions: Compositions
     query: str = Field(min_length=20, max_length=1500, description="The self-contained request.")
 
+    _scene_is_prose = field_validator("scene")(check_scene)
+
     @field_validator("query")
     @classmethod
     def _is_a_request(cls, query: str) -> str:
-        """A request is written in words: a lone token or a run of symbols is a failed output."""
-        words = len(query.split())
-        if words < MIN_QUERY_WORDS:
-            raise ValueError(f"query has {words} words, fewer than {MIN_QUERY_WORDS}")
+        """A request is written in words: a lone token, a run of symbols or a phrase said over
+        and over is a failed output."""
+        problem = prose_problem(query, MIN_QUERY_WORDS)
+        if problem:
+            raise ValueError(f"query {problem}")
         return query

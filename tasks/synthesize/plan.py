@@ -21,7 +21,7 @@ from tasks.attribute.retrieve import passages
 from tasks.core.context import StageContext
 from tasks.core.embeddings import embed
 from tasks.core.prompts import Prompt, load_prompt
-from tasks.llm.engine import Request, schema_for
+from tasks.llm.engine import Request, output_model, schema_for
 from tasks.synthesize.demos import choose, demonstration_vectors, draw, render_demonstration
 from tasks.synthesize.groups import group_documents, unit
 from tasks.synthesize.outputs import Synthesis
@@ -75,7 +75,7 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> li
     """One request per document, in group order (members of a group are consecutive)."""
     s = ctx.cfg.synthesize
     prompt = load_prompt(PROMPT)
-    schema = schema_for(Synthesis)
+    schema = schema_for(output_model(Synthesis, s.output_caps))
     blocks = demonstration_blocks(prompt, demos, ctx)
     texts = [ctx.tokens.cut(d["text"], s.document_tokens) for d in docs]
     bases = [
@@ -90,7 +90,7 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> li
         ids = [docs[i]["id"] for i in members]
         rng = group_rng(ctx.cfg.seed, ids)
         candidates = draw(demos, similarity, set(ids), s.max_demonstrations, s.similar_fraction, rng)
-        chosen = choose(candidates, blocks, max(bases[i] for i in members), s.prompt_tokens)
+        chosen = choose(candidates, blocks, max(bases[i] for i in members), s.prompt_tokens, s.fill)
         shown = [blocks[d["id"]][0] for d in chosen]
         shared = sum(blocks[d["id"]][1] for d in chosen)
         for i in members:

@@ -18,7 +18,7 @@ from tasks.core.lake import StageResult
 from tasks.core.prompts import load_prompt
 from tasks.core.records import INSTRUCTIONS, REJECTED, table
 from tasks.core.stage import Stage
-from tasks.llm.engine import rejected_output
+from tasks.llm.engine import output_model, rejected_output
 from tasks.synthesize.demos import demonstration_vectors
 from tasks.synthesize.outputs import Synthesis
 from tasks.synthesize.plan import PROMPT, Planned, build_requests
@@ -56,7 +56,7 @@ def process(docs_tbl: pa.Table, ctx: StageContext) -> StageResult:
     """Documents -> instructions. Needs ctx.extras['demonstrations'] (list of dicts)."""
     version = load_prompt(PROMPT).version
     plans = build_requests(docs_tbl.to_pylist(), ctx.extras["demonstrations"], ctx)
-    parsed = ctx.complete([p.request for p in plans], Synthesis)
+    parsed = ctx.complete([p.request for p in plans], output_model(Synthesis, ctx.cfg.synthesize.output_caps))
     kept, rejected = [], []
     for plan, out in zip(plans, parsed):
         if out.value is None:
