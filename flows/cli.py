@@ -25,6 +25,9 @@ console = Console()
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config file.")
 LakeOpt = typer.Option(None, "--lake", help="Lake folder or URL (default ./lake or $SYNTHQ_LAKE).")
 SetOpt = typer.Option(None, "--set", help="Override a config key: section.key=value (repeatable).")
+RefreshOpt = typer.Option(
+    False, "--refresh", help="Also redo instructions written from older demonstrations (default: they stay; new documents get the current ones)."
+)
 DEMO = {"shard_size": 16}  # small shards so the demo shows progress shard by shard
 
 
@@ -85,11 +88,12 @@ def demo(lake: Optional[str] = LakeOpt) -> None:
 
 
 @app.command()
-def run(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+def run(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt,
+        refresh: bool = RefreshOpt) -> None:
     """Run the whole factory with a config file."""
     from flows.factory import factory_flow
 
-    cfg = _config(config, lake, set_)
+    cfg = _config(config, lake, set_, refresh=refresh or None)
     _show_release(_run(factory_flow, cfg), cfg)
 
 
@@ -114,11 +118,12 @@ def attribute(seeds: Optional[str] = typer.Option(None, help="JSONL file of seed
 
 
 @app.command()
-def synthesize(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
+def synthesize(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt,
+               refresh: bool = RefreshOpt) -> None:
     """Synthesize one grounded instruction per document."""
     from flows.synthesize import synthesize_flow
 
-    _run(synthesize_flow, _config(config, lake, set_))
+    _run(synthesize_flow, _config(config, lake, set_, refresh=refresh or None))
 
 
 @app.command()

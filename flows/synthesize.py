@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from dataclasses import replace
+
+from prefect import flow, get_run_logger
 
 from flows.runtime import run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import upstream_specs
+from tasks.core.stage import dataset_identity, upstream_specs
+from tasks.synthesize import carry
 from tasks.synthesize.process import STAGE_SPEC
 
 
 @flow(name="synthesize")
 def synthesize_flow(config: FactoryConfig = FactoryConfig()) -> dict:
-    return run_stage(STAGE_SPEC, upstream_specs(Lake(config.lake), "documents"), config)
+    lake = Lake(config.lake)
+    demonstrations = dataset_identity(lake, "demonstrations")
+    specs = [replace(s, reads={"demonstrations": demonstrations}) for s in upstream_specs(lake, "documents")]
+    kept = carry.snapshot(lake, STAGE_SPEC, specs, config)
+    if kept:
+        get_run_logger().info("synthesize: %d rows of documents already synthesized are carried into redone shards", kept)
+    try:
+        return run_stage(STAGE_SPEC, specs, config)
+    finally:
+        carry.clear(lake)

@@ -21,7 +21,7 @@ from tasks.attribute.seeds import load_seeds
 from tasks.core.config import FactoryConfig
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
-from tasks.core.stage import ShardSpec, Stage
+from tasks.core.stage import ShardSpec, Stage, dataset_identity
 from tasks.sample import SEEDS, resolve
 from tasks.core.prompts import load_prompt
 from tasks.core.records import DEMONSTRATIONS, REJECTED, rejection, table
@@ -126,12 +126,17 @@ def prepare(ctx: StageContext) -> None:
 
 
 def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict]]:
-    """Shards of valid seeds, and the rejected seed lines (written as shard 'bad-seeds')."""
+    """Shards of valid seeds, and the rejected seed lines (written as shard 'bad-seeds').
+
+    A shard's input is its seeds and the corpus they are grounded in: when documents are
+    added, every seed is matched again (keywords come from the LLM cache) and only the seeds
+    whose best document changed are grounded anew."""
     seeds, bad = load_seeds(resolve(cfg.attribute.seeds, SEEDS))
+    corpus = dataset_identity(Lake(cfg.lake), "documents")
     specs = []
     for start in range(0, len(seeds), cfg.shard_size):
         chunk = seeds[start : start + cfg.shard_size]
-        input_id = hashlib.sha256(json.dumps(chunk, sort_keys=True).encode()).hexdigest()[:16]
+        input_id = hashlib.sha256(json.dumps([corpus, chunk], sort_keys=True).encode()).hexdigest()[:16]
         specs.append(ShardSpec(f"{start // cfg.shard_size:05d}", input_id, rows=pa.Table.from_pylist(chunk)))
     return specs, bad
 
@@ -144,5 +149,7 @@ def write_bad_seeds(lake: Lake, bad: list[dict], digest: str) -> dict:
 
 
 DATASET = "demonstrations"
-STAGE_SPEC = Stage(DATASET, ("attribute", "engine", "embedder", "seed"), process, prepare, uses_engine=True, cpus=0.5)
+STAGE_SPEC = Stage(
+    DATASET, ("attribute", "engine", "embedder", "seed"), process, prepare, uses_engine=True, cpus=0.5, prompts=(KEYWORDS, GROUND)
+)
 

@@ -246,6 +246,11 @@ class FactoryConfig(_Section):
         "environment, else a new local Ray.",
     )
     seed: int = Field(0, description="Seed for every random choice (demonstration draws, clustering).")
+    refresh: bool = Field(
+        False,
+        description="Also redo shards whose other inputs changed: instructions written from older demonstrations "
+        "(`--refresh` on the CLI). Off: existing instructions stay and only new documents get the current demonstrations.",
+    )
     llm_cache: bool = Field(
         True,
         description="Keep every LLM answer in the lake (cache/llm/), keyed by model, prompt, schema and "

@@ -73,7 +73,7 @@ class Lake:
         return hashlib.sha256(data).hexdigest()
 
     def write_shard(
-        self, dataset: str, shard: str, result: StageResult, *, input_id: str, config: str
+        self, dataset: str, shard: str, result: StageResult, *, input_id: str, config: str, reads: dict | None = None
     ) -> dict:
         """Write kept + rejected for one shard, then its manifest row (last). An earlier
         manifest of the shard goes first, so a run killed or cancelled mid-shard leaves the
@@ -91,6 +91,7 @@ class Lake:
             "shard": shard,
             "input": input_id,
             "config": config,
+            "reads": reads or {},
             "kept": result.kept.num_rows,
             "rejected": result.rejected.num_rows,
             "reasons": dict(reasons),
@@ -150,9 +151,13 @@ class Lake:
         files = sorted(p for p in self.fs.ls(folder, detail=False) if p.endswith(".json"))
         return [json.loads(self.fs.cat_file(p)) for p in files]
 
-    def is_finished(self, dataset: str, shard: str, *, input_id: str, config: str) -> bool:
+    def is_finished(self, dataset: str, shard: str, *, input_id: str, config: str, reads: dict | None = None) -> bool:
+        """Written from this input with this config (and, when `reads` is given, from these
+        identities of the other datasets it read)."""
         row = self.manifest(dataset, shard)
-        return bool(row) and row["input"] == input_id and row["config"] == config
+        if not row or row["input"] != input_id or row["config"] != config:
+            return False
+        return reads is None or row.get("reads", {}) == reads
 
     def shards(self, dataset: str) -> list[str]:
         """Names of the finished shards of a dataset, in order."""

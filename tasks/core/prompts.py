@@ -45,9 +45,15 @@ class Prompt:
         ]
 
 
-@lru_cache(maxsize=None)
 def load_prompt(path: str | Path) -> Prompt:
+    """The prompt file as it is now: an edit is seen at once, also by long-lived workers."""
     p = Path(path)
+    st = p.stat()
+    return _load(p, st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=256)
+def _load(p: Path, mtime_ns: int, size: int) -> Prompt:
     raw = p.read_text()
     spec = yaml.safe_load(raw)
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]

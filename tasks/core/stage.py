@@ -7,7 +7,9 @@ it in a Ray task, a thread or a test alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
@@ -15,6 +17,7 @@ import pyarrow as pa
 from tasks.core.config import FactoryConfig
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
+from tasks.core.prompts import load_prompt
 from tasks.llm.cache import CachedEngine
 from tasks.llm.engine import Engine
 
@@ -25,6 +28,10 @@ class ShardSpec:
     input_id: str
     rows: pa.Table | None = None  # input carried with the spec
     upstream: str | None = None  # or: read this shard of the upstream dataset
+    # Identities of the other datasets the shard reads (see `dataset_identity`) whose change
+    # reruns it only with `refresh`: e.g. synthesis keeps its instructions when new
+    # demonstrations arrive, unless asked to redo them.
+    reads: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,16 +42,27 @@ class Stage:
     prepare: Callable[[StageContext], None] | None = None  # fills ctx.extras once per shard
     uses_engine: bool = False
     cpus: float = 1.0
+    prompts: tuple[Path, ...] = ()  # prompt files whose versions are part of every shard's key
 
     def digest(self, cfg: FactoryConfig) -> str:
-        return cfg.digest(*self.config_fields)
+        """The shard key's config part: the named config fields and the version of every prompt
+        the stage renders, so an edited prompt reruns the stage."""
+        versions = ",".join(load_prompt(p).version for p in self.prompts)
+        return hashlib.sha256(f"{cfg.digest(*self.config_fields)}|{versions}".encode()).hexdigest()[:12]
+
+
+def dataset_identity(lake: Lake, dataset: str) -> str:
+    """A short hash of a dataset's finished shards and their checksums: it changes when any row does."""
+    rows = sorted(f"{m['shard']}:{m['checksum']}" for m in lake.manifests(dataset))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
 
 
 def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine | None) -> dict:
     """Process one shard unless it is already finished; returns its manifest row."""
     lake = Lake(cfg.lake)
     digest = stage.digest(cfg)
-    if lake.is_finished(stage.dataset, spec.shard, input_id=spec.input_id, config=digest):
+    reads = spec.reads if cfg.refresh else None
+    if lake.is_finished(stage.dataset, spec.shard, input_id=spec.input_id, config=digest, reads=reads):
         return {**lake.manifest(stage.dataset, spec.shard), "skipped": True}
     if engine is not None and cfg.llm_cache:
         engine = CachedEngine(engine, lake, cfg.engine.model)
@@ -60,7 +78,8 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
         result.stats["faults"] = dict(faults)
     if ctx.llm["calls"]:
         result.stats["llm"] = ctx.llm
-    return {**lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest), "skipped": False}
+    row = lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest, reads=spec.reads)
+    return {**row, "skipped": False}
 
 
 def upstream_specs(lake: Lake, upstream: str) -> list[ShardSpec]:

@@ -6,11 +6,11 @@ checks run before scoring (so no scoring call is spent on such a query), each wi
 user can count and a detail naming the setting to change:
 
 - query_too_short / query_too_long: words outside `curate.checks.min_words..max_words`;
-- query_language: not in `curate.checks.languages`, or identified too uncertainly;
 - query_not_prose: mean word length, symbols or letterless words as the document filters
   measure them (looser thresholds: queries carry code and tables);
 - query_repetitive: the most frequent n-gram, or n-grams seen more than once, cover too many
   characters (the document filters' Gopher rules);
+- query_language: not in `curate.checks.languages`, or identified too uncertainly;
 - query_off_document: too few of the query's content words occur in its document;
 - query_copied: most of the query is runs of words pasted verbatim from the document.
 """
@@ -110,6 +110,10 @@ class QueryChecker:
             return "query_too_short", f"{n} words < curate.checks.min_words={c.min_words}"
         if n > c.max_words:
             return "query_too_long", f"{n} words > curate.checks.max_words={c.max_words}"
+        for reason, rules in (("query_not_prose", PROSE_RULES), ("query_repetitive", REPETITION_RULES)):
+            detail = _rule(view, rules, self.quality)
+            if detail:
+                return reason, detail
         if c.languages:
             language, score = identify(query)
             if score < c.min_language_score or language not in c.languages:
@@ -117,10 +121,6 @@ class QueryChecker:
                     f"identified as '{language}' ({score:.2f}); curate.checks.languages={c.languages}, "
                     f"curate.checks.min_language_score={c.min_language_score:g}"
                 )
-        for reason, rules in (("query_not_prose", PROSE_RULES), ("query_repetitive", REPETITION_RULES)):
-            detail = _rule(view, rules, self.quality)
-            if detail:
-                return reason, detail
         if document is None:
             return None
         doc_words, doc_vocab = self._document(document_id, document)

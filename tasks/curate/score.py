@@ -90,5 +90,6 @@ def process(instr: pa.Table, ctx: StageContext) -> StageResult:
 
 # Only what scoring reads: a change to selection options must not re-score every query.
 STAGE_SPEC = Stage(
-    "scored", ("curate.max_output_tokens", "curate.moderation", "curate.checks", "engine"), process, uses_engine=True, cpus=0.5
+    "scored", ("curate.max_output_tokens", "curate.moderation", "curate.checks", "engine"), process,
+    uses_engine=True, cpus=0.5, prompts=(PROMPTS / "score.yaml", PROMPTS / "moderate.yaml"),
 )

@@ -21,8 +21,8 @@ from tasks.core.lake import Lake, StageResult
 from tasks.core.records import REJECTED, RESPONSES, rejection, table
 from tasks.core.stage import ShardSpec, Stage
 from tasks.llm.engine import rejected_output
-from tasks.respond.answer import Sample, experts, response_row, sample_answers
-from tasks.respond.judge import judge_name, judge_version, llm_judge, reward_scores, scores_from_judgement
+from tasks.respond.answer import ANSWER, EXPERT, Sample, experts, response_row, sample_answers
+from tasks.respond.judge import JUDGE, judge_name, judge_version, llm_judge, reward_scores, scores_from_judgement
 
 STAGE = "respond"
 
@@ -108,4 +108,4 @@ CONFIG_FIELDS = tuple(f"respond.{k}" for k in (
     "expert", "samples", "rationale", "judge", "reward_model", "reward_trust_remote_code", "reward_max_length",
     "temperature", "max_answer_tokens", "expert_max_tokens", "judge_max_tokens",
 )) + ("engine",)
-STAGE_SPEC = Stage("responses", CONFIG_FIELDS, process, prepare, uses_engine=True, cpus=0.5)
+STAGE_SPEC = Stage("responses", CONFIG_FIELDS, process, prepare, uses_engine=True, cpus=0.5, prompts=(EXPERT, ANSWER, JUDGE))

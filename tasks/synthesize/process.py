@@ -19,6 +19,7 @@ from tasks.core.prompts import load_prompt
 from tasks.core.records import INSTRUCTIONS, REJECTED, table
 from tasks.core.stage import Stage
 from tasks.llm.engine import output_model, rejected_output
+from tasks.synthesize.carry import carried
 from tasks.synthesize.demos import demonstration_vectors
 from tasks.synthesize.outputs import Synthesis
 from tasks.synthesize.plan import PROMPT, Planned, build_requests
@@ -55,16 +56,19 @@ def shard_stats(plans: list[Planned]) -> dict:
 def process(docs_tbl: pa.Table, ctx: StageContext) -> StageResult:
     """Documents -> instructions. Needs ctx.extras['demonstrations'] (list of dicts)."""
     version = load_prompt(PROMPT).version
-    plans = build_requests(docs_tbl.to_pylist(), ctx.extras["demonstrations"], ctx)
+    docs = docs_tbl.to_pylist()
+    kept, rejected = carried(ctx.lake, [d["id"] for d in docs])
+    done = {r["document_id"] for r in kept} | {r["record_id"] for r in rejected}
+    todo = [d for d in docs if d["id"] not in done]
+    plans = build_requests(todo, ctx.extras["demonstrations"], ctx) if todo else []
     parsed = ctx.complete([p.request for p in plans], output_model(Synthesis, ctx.cfg.synthesize.output_caps))
-    kept, rejected = [], []
     for plan, out in zip(plans, parsed):
         if out.value is None:
             ref = {"document_id": plan.doc["id"], "demonstration_ids": plan.demonstration_ids}
             rejected.append(rejected_output(STAGE, out, plan.doc["id"], ref))
         else:
             kept.append(instruction(plan, out.value, ctx.model_name, version))
-    return StageResult(table(kept, INSTRUCTIONS), table(rejected, REJECTED), shard_stats(plans))
+    return StageResult(table(kept, INSTRUCTIONS), table(rejected, REJECTED), {**shard_stats(plans), "carried": len(done)})
 
 
 def prepare(ctx: StageContext) -> None:
@@ -77,4 +81,6 @@ def prepare(ctx: StageContext) -> None:
 
 
 DATASET = "instructions"
-STAGE_SPEC = Stage(DATASET, ("synthesize", "engine", "seed", "embedder"), process, prepare, uses_engine=True, cpus=0.5)
+STAGE_SPEC = Stage(
+    DATASET, ("synthesize", "engine", "seed", "embedder"), process, prepare, uses_engine=True, cpus=0.5, prompts=(PROMPT,)
+)
