@@ -88,9 +88,10 @@ class QueryChecks(_Section):
         description="query_repetitive: share of characters in n-grams seen more than once, per n (the document filters' values).",
     )
     min_document_overlap: float = Field(
-        0.3, ge=0, le=1,
+        0.25, ge=0, le=1,
         description="query_off_document: least share of the query's content words (4+ letters, not stop words) found in "
-        "its document; a query grounded in a page names what the page is about.",
+        "its document; a query grounded in a page names what the page is about. Real user requests score 0.26-0.71 "
+        "against the right sample page (one 0.18); the bundled model's unrelated text 0-0.22.",
     )
     max_copied_share: float = Field(
         0.9, ge=0, le=1,

@@ -40,7 +40,8 @@ def _config(tmp: Path, lake: Path, url: str) -> Path:
     cfg = {
         "lake": str(lake), "shard_size": 2,
         "engine": {"kind": "openai", "base_url": url, "model": "stub", "tokenizer": resolve_model("bundled"), "max_retries": 2},
-        "ingest": {"sources": [str(pages)]}, "attribute": {"seeds": str(seeds)},
+        "ingest": {"sources": [str(pages)]}, "attribute": {"seeds": str(seeds), "min_retrieval_score": 0.0},
+        "curate": {"checks": {"enabled": False}},
     }
     path = tmp / f"{lake.name}.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -58,7 +58,8 @@ def test_a_query_must_be_written_in_words():
     from tasks.synthesize.outputs import Synthesis
 
     comp = {"ability": "a", "knowledge": "k", "extra_information": "e", "output": "o"}
-    base = {"thought": "t", "scene": "s", "query_compositions": comp}
+    scene = "A teacher preparing a reading class wants simpler versions of hard texts for her pupils."
+    base = {"thought": "t", "scene": scene, "query_compositions": comp}
     bad = parse_result(Result("q", json.dumps({**base, "query": "furetroraionbefilimentaion"}), "stop"), Synthesis)
     assert bad.reason == "llm_schema_mismatch" and "fewer than 5" in bad.error
     good = parse_result(Result("q", json.dumps({**base, "query": "Rewrite this paragraph for a ten year old reader."}), "stop"), Synthesis)

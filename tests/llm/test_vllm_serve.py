@@ -78,7 +78,7 @@ def test_factory_through_a_faulty_proxy_in_front_of_vllm_serve(vllm_server, pref
             "engine.tokenizer": resolve_model("bundled"), "engine.seed_per_request": has_gpu(), "engine.max_retries": 10,
             "engine.request_timeout_s": 300, "engine.max_concurrency": 8,
             "attribute.document_tokens": 384, "synthesize.document_tokens": 384, "synthesize.prompt_tokens": 1024,
-            "respond.max_answer_tokens": 192,
+            "respond.max_answer_tokens": 192, "curate.checks.min_document_overlap": 0.0,
         })
         info = factory_flow(cfg)
     lake = Lake(lake_dir)
