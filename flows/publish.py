@@ -82,7 +82,8 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
         markdown=f"## Release {info['name']}/v{info['version']}\n\n{info['rows']} rows from {info['documents']} documents, "
         f"mean score {info['score_mean']:.2f}/7.\n\nSubsets (rows): {counts}\n\nPath: `{info['path']}` "
         f"(dataset card: `{info['path']}/README.md`; load a subset with `datasets.load_dataset(path, \"sft\")`)"
-        f"{hub}{plot_line}{sample}\n",
+        f"{hub}{plot_line}\n\nExplore its rows, documents, demonstrations and rejections in the browser: "
+        f"`synthq view --lake {lake.url} {info['name']}/v{info['version']}`{sample}\n",
         description="The published release",
     )
     logger.info("published %s/v%d: %d rows at %s", info["name"], info["version"], info["rows"], info["path"])
