@@ -50,7 +50,10 @@ def _user_errors() -> Iterator[None]:
 
 
 def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
-    with _user_errors():
+    """Run a flow with a progress bar per stage (plain lines when stdout is not a terminal)."""
+    from tasks.core.progress import show_progress
+
+    with _user_errors(), show_progress(console):
         return fn(cfg)
 
 
