@@ -82,7 +82,7 @@ def test_release_on_a_remote_lake():
 
 
 def test_release_records_tokens_sources_and_indexes_its_rows(lake_dir):
-    from tasks.curate.dedup import IndexSpec, ReleaseIndex
+    from tasks.core.neardup import IndexSpec, ReleaseIndex
 
     lake = Lake(lake_dir)
     index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
