@@ -92,7 +92,7 @@ def measure(lake: Lake) -> dict:
 def run_profile(name: str, ingested: Path, work: Path, sets: dict) -> dict:
     from flows.attribute import attribute_flow
     from flows.synthesize import synthesize_flow
-    from tasks.core.stage import upstream_specs
+    from tasks.shards.stage import upstream_specs
     from tasks.curate import score
 
     from flows.runtime import run_stage

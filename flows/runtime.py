@@ -23,7 +23,7 @@ from tasks.core.errors import SynthqError
 from tasks.core.lake import Lake
 from tasks.core.progress import StageProgress
 from tasks.core.report import fault_totals
-from tasks.core.stage import ShardSpec, Stage, run_shard
+from tasks.shards.stage import ShardSpec, Stage, run_shard
 from tasks.llm.engine import Engine
 
 

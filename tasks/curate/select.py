@@ -22,10 +22,10 @@ import pyarrow as pa
 
 from tasks.core.config import CurateConfig, FactoryConfig
 from tasks.core.embeddings import embed
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
-from tasks.core.stage import ShardSpec, Stage
+from tasks.shards.stage import ShardSpec, Stage
 from tasks.curate.decontaminate import Benchmarks
 from tasks.core.records import CURATED, REJECTED, rejection, table
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.embeddings import embed, passages
 from tasks.core.prompts import Prompt, load_prompt
 from tasks.llm.engine import Request, output_model, schema_for

@@ -7,7 +7,7 @@ from prefect import flow
 from flows.runtime import StageFailed, run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import ShardSpec
+from tasks.shards.stage import ShardSpec
 from tasks.ingest.process import STAGE_SPEC, units_table
 from tasks.sample import PAGES
 
@@ -54,7 +54,7 @@ def test_stage_report_shows_counts_and_sample_rows(lake_dir):
 
     lake = Lake(lake_dir)
     pages = _html_unit("02-python-comprehensions-generators.html")
-    from tasks.core.stage import run_shard
+    from tasks.shards.stage import run_shard
 
     run_shard(STAGE_SPEC, ShardSpec("00000", "x", rows=pages), FactoryConfig(lake=lake_dir), None)
     md = sample_markdown(lake, "documents")
