@@ -32,7 +32,7 @@ from tasks.core.config import load_config
 from tasks.core.lake import Lake
 from tasks.core.method_config import QueryChecks
 from tasks.curate.checks import QueryChecker, copied_share, document_overlap
-from tasks.ingest.filters import DocView
+from tasks.core.filters import DocView
 from tasks.sample import PAGES, SEEDS
 
 ROOT = Path(__file__).resolve().parents[1]

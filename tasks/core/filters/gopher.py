@@ -12,7 +12,7 @@ from collections import Counter
 from itertools import filterfalse
 
 from tasks.core.config import QualityConfig
-from tasks.ingest.filters.base import DocView, Filter, setting, share
+from tasks.core.filters.base import DocView, Filter, setting, share
 
 BULLETS = tuple("-*•‣⁃◦▪▫●○■□–—➢→")  # a line starting with one of these is a list item
 ELLIPSES = ("...", "…")

@@ -17,7 +17,7 @@ from itertools import repeat
 from operator import mul
 
 from tasks.core.config import QualityConfig
-from tasks.ingest.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
+from tasks.core.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
 
 # Stripped from both ends of a whitespace token to get a word; a token made only of these is
 # no word at all (a dash between clauses, a lone bullet). Kept short: str.strip's cost grows
@@ -44,7 +44,7 @@ class DocView:
 
     @cached_property
     def words(self) -> list[str]:
-        """Lower-cased words (see `tasks.ingest.words`) without their edge punctuation; empty ones dropped."""
+        """Lower-cased words (see `tasks.core.words`) without their edge punctuation; empty ones dropped."""
         tokens = split_words(self.text.lower())
         return list(filter(None, map(str.strip, tokens, repeat(EDGE_PUNCTUATION))))
 
