@@ -152,17 +152,16 @@ def build(lake: Lake, db_path: Path, digest: str = "") -> dict[str, int]:
             found = catalog.releases(path)
         _insert(db, "releases", iter([[_release(r) for r in found]]))
         for table, dataset in FROM_LAKE.items():
-            if lake.shards(dataset):
-                _insert(db, table, _batches(lake.read(dataset), TABLES[table][0]))
+            for shard in lake.shards(dataset):  # shard by shard: a large lake never sits in memory whole
+                _insert(db, table, _batches(lake.read_shard(dataset, shard), TABLES[table][0]))
         _insert(db, "seeds", iter([_seeds(db)]))
         _insert(db, "instruction_demonstrations", iter([_links(db)]))
         for r in found:
             _insert(db, "release_rows", _release_rows(lake, r))
         for dataset in DATASETS:
-            if lake.shards(dataset):
-                rejected = lake.read(dataset, rejected=True)
-                extra = {"dataset": dataset}
-                _insert(db, "rejections", _batches(rejected, REJECTIONS, extra))
+            for shard in lake.shards(dataset):
+                rejected = lake.read_shard(dataset, shard, rejected=True)
+                _insert(db, "rejections", _batches(rejected, REJECTIONS, {"dataset": dataset}))
         for table, columns in SEARCHABLE.items():
             db[table].enable_fts(columns, create_triggers=False)
         counts = {name: db[name].count for name in TABLES}

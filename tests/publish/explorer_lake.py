@@ -57,5 +57,32 @@ def build_lake(root: str) -> Lake:
         records.rejection("curate", "near_duplicate", "cosine 0.97 with q0 (curate.dedup_threshold=0.9)", "q7", {"query": "Feed my starter?"}),
         records.rejection("curate", "low_score", "score 1 below curate.min_score=3", "q8", {"query": "Say hi"}),
     ])
+    answers = [_answer(rows[0], k, text, score) for k, (text, score) in
+               enumerate([("Feed it once before you leave, then refrigerate.", 8.5), ("Leave it out.", 3.0)])]
+    _write(lake, "responses", answers, records.RESPONSES)
+    _write(lake, "pairs", [_pair(rows[0], *answers)], records.PAIRS)
     publish(lake, "bakery", records.table(rows, records.CURATED), {}, {}, "digest")
     return lake
+
+
+def _lineage(row: dict) -> dict:
+    return {"query_id": row["id"], "query": row["query"], "document_id": row["document_id"],
+            "document_url": row["document_url"], "demonstration_ids": row["demonstration_ids"],
+            "query_model": "m", "query_prompt_version": "p@1", "query_score": row["score_total"]}
+
+
+def _answer(row: dict, sample: int, text: str, score: float) -> dict:
+    return {"id": f"{row['id']}-direct-{sample}", **_lineage(row), "variant": "direct", "sample": sample,
+            "expert": "", "reasoning": "", "answer": text, "response": text, "temperature": 0.7, "max_tokens": 256,
+            "seed": 1, "output_tokens": 12, "model": "m", "expert_prompt_version": "", "answer_prompt_version": "a@1",
+            "judge": "llm:m", "judge_prompt_version": "j@1", "score": score,
+            **{f"score_{a}": int(score) for a in records.ASPECTS}, "judge_reasons": "{}"}
+
+
+def _pair(row: dict, chosen: dict, rejected: dict) -> dict:
+    return {"id": f"{row['id']}-direct", **_lineage(row), "variant": "direct",
+            "prompt": [{"role": "user", "content": row["query"]}],
+            "chosen": [{"role": "assistant", "content": chosen["answer"]}],
+            "rejected": [{"role": "assistant", "content": rejected["answer"]}],
+            "score_chosen": chosen["score"], "score_rejected": rejected["score"], "chosen_id": chosen["id"],
+            "rejected_id": rejected["id"], "chosen_model": "m", "rejected_model": "m", "judge": "llm:m", "rule": "lowest"}

@@ -38,6 +38,13 @@ def test_export_links_searches_and_keeps_every_rejection(tmp_path):
                    ("Keeping a sourdough starter alive", "What hydration suits a rye loaf?")]
     assert db.execute("SELECT title FROM documents_fts WHERE documents_fts MATCH 'hydration'").fetchall() == [("Rye bread hydration",)]
     assert db.execute("SELECT count(*) FROM release_rows_fts WHERE release_rows_fts MATCH 'feeding'").fetchone() == (1,)
+    pair = db.execute(
+        "SELECT i.query, c.answer, r.answer, p.chosen FROM pairs p JOIN instructions i ON i.id = p.query_id "
+        "JOIN responses c ON c.id = p.chosen_id JOIN responses r ON r.id = p.rejected_id").fetchall()
+    assert pair == [(
+        "Plan a feeding schedule for my sourdough starter while I travel for ten days.",
+        "Feed it once before you leave, then refrigerate.", "Leave it out.",
+        '[{"role": "assistant", "content": "Feed it once before you leave, then refrigerate."}]')]
     assert sorted(db.execute("SELECT dataset, stage, reason FROM rejections").fetchall()) == [
         ("curated", "curate", "low_score"), ("curated", "curate", "near_duplicate"), ("documents", "ingest", "too_short")]
     db.close()
@@ -152,6 +159,11 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
     click("What hydration suits a rye loaf?")  # the demonstration's seed, by its prompt
     assert browser.current_url.endswith("/synthq/seeds/seed1")
     assert "What hydration suits a rye loaf?" in text()
+
+    browser.get(explorer + "/synthq/pairs")  # a preference pair leads to both of its answers
+    click("q0-direct")
+    click("Leave it out.")  # the rejected answer, by its text
+    assert browser.current_url.endswith("/synthq/responses/q0-direct-1") and "llm:m" in text()
 
     browser.get(explorer + "/synthq/rejections")
     facets = browser.find_element(By.CLASS_NAME, "facet-results").text
