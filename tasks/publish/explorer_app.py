@@ -2,8 +2,9 @@
 
 Datasette gives the pages: facets, full-text search, links along foreign keys, a JSON API.
 This module only says what the tables mean (metadata: labels, descriptions, facets) and
-turns a row's list of demonstration ids into links, so one click from a released row reaches
-each demonstration behind it.
+adds links: along every foreign key on a row's own page too (Datasette 0.65 links them in
+table views only), and one per id in a row's list of demonstration ids, so one click from a
+released row reaches its document and each demonstration behind it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import uvicorn
-
 from datasette import hookimpl
 from datasette.app import Datasette
 from datasette.plugins import pm
@@ -64,7 +64,7 @@ def metadata(lake_url: str) -> dict:
     }
 
 
-class LinkLists:
+class Links:
     """Datasette plugin: links along the export's foreign keys on every page, and a JSON list
     of demonstration ids rendered as one link per demonstration (Datasette 0.65 links foreign
     keys in table views only, not on a row's own page)."""
@@ -105,8 +105,8 @@ def _labelled_link(datasette, table: str, column: str, value: str):
 
 
 def _register_plugin() -> None:
-    if pm.get_plugin(LinkLists.name) is None:
-        pm.register(LinkLists, name=LinkLists.name)
+    if pm.get_plugin(Links.name) is None:
+        pm.register(Links, name=Links.name)
 
 
 def make_app(db_path: Path, lake_url: str):
