@@ -133,12 +133,22 @@ def browser(tmp_path):
 
 def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer, browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     def text() -> str:
         return browser.find_element(By.TAG_NAME, "body").text
 
-    def click(link_text: str) -> None:
-        browser.find_element(By.LINK_TEXT, link_text).click()
+    def navigate(action) -> None:
+        """Do what leaves the page, then wait until the next one has loaded."""
+        old = browser.find_element(By.TAG_NAME, "html")
+        action()
+        wait = WebDriverWait(browser, 30)
+        wait.until(expected_conditions.staleness_of(old))
+        wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+    def click(link_text: str, partial: bool = False) -> None:
+        navigate(browser.find_element(By.PARTIAL_LINK_TEXT if partial else By.LINK_TEXT, link_text).click)
 
     browser.get(explorer + "/synthq/release_rows?release=bakery%2Fv1")  # where `synthq view bakery` opens
     assert '2 rows where release = "bakery/v1"' in text()
@@ -152,7 +162,7 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
     click("Keeping a sourdough starter alive")
     assert browser.current_url.endswith("/synthq/documents/doc0")
     assert "a cold fridge slows it down for a week" in text()
-    browser.back()
+    navigate(browser.back)
     click("demo1")
     assert browser.current_url.endswith("/synthq/demonstrations/demo1")
     assert "A home baker (scene 1)." in text()
@@ -168,7 +178,7 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
     browser.get(explorer + "/synthq/rejections")
     facets = browser.find_element(By.CLASS_NAME, "facet-results").text
     assert "stage" in facets and "reason" in facets and "near_duplicate" in facets and "too_short" in facets
-    browser.find_element(By.PARTIAL_LINK_TEXT, "low_score").click()
+    click("low_score", partial=True)
     assert '1 row where reason = "low_score"' in text() and "below curate.min_score=3" in text()
 
     browser.get(explorer + "/synthq/documents?_search=hydration")
