@@ -186,3 +186,13 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
     shot = tmp_path / "explorer-release-row.png"
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+def test_view_names_an_unknown_release_instead_of_serving(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    build_lake(str(tmp_path / "lake"))
+    result = CliRunner().invoke(app, ["view", "bakery/v9", "--lake", str(tmp_path / "lake"), "--no-open"])
+    assert result.exit_code == 2 and "Release 'bakery/v9' does not exist; 'bakery' has v1" in result.output
