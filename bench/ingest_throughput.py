@@ -30,9 +30,9 @@ import trafilatura
 import smoke
 
 from tasks.core.config import FactoryConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake
-from tasks.core.stage import run_shard
+from tasks.shards.stage import run_shard
 from tasks.ingest.process import STAGE_SPEC, process, shard_specs
 from tasks.ingest.sources import plan
 from tasks.sample import PAGES

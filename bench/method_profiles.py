@@ -32,7 +32,7 @@ from tasks.core.config import load_config
 from tasks.core.lake import Lake
 from tasks.core.method_config import QueryChecks
 from tasks.curate.checks import QueryChecker, copied_share, document_overlap
-from tasks.ingest.filters import DocView
+from tasks.core.filters import DocView
 from tasks.sample import PAGES, SEEDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def measure(lake: Lake) -> dict:
 def run_profile(name: str, ingested: Path, work: Path, sets: dict) -> dict:
     from flows.attribute import attribute_flow
     from flows.synthesize import synthesize_flow
-    from tasks.core.stage import upstream_specs
+    from tasks.shards.stage import upstream_specs
     from tasks.curate import score
 
     from flows.runtime import run_stage

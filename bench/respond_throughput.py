@@ -54,7 +54,7 @@ def curated_queries(n: int) -> pa.Table:
 def run_stage(cfg: FactoryConfig, queries) -> dict:
     import ray
 
-    from tasks.core.stage import run_shard
+    from tasks.shards.stage import run_shard
     from tasks.llm.ray_engine import engine_actor
     from tasks.respond.process import STAGE_SPEC, query_specs
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import smoke
 
 from tasks.core.config import FactoryConfig, load_config, parse_override
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import REJECTED
 from tasks.llm.models import cache_dir
@@ -109,7 +109,7 @@ class Timed:
 def run_stage(cfg: FactoryConfig) -> dict:
     import ray
 
-    from tasks.core.stage import run_shard, upstream_specs
+    from tasks.shards.stage import run_shard, upstream_specs
     from tasks.llm.ray_engine import engine_actor
     from tasks.synthesize.process import STAGE_SPEC
 

@@ -50,7 +50,10 @@ def _user_errors() -> Iterator[None]:
 
 
 def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
-    with _user_errors():
+    """Run a flow with a progress bar per stage (plain lines when stdout is not a terminal)."""
+    from tasks.core.progress import show_progress
+
+    with _user_errors(), show_progress(console):
         return fn(cfg)
 
 
@@ -263,6 +266,33 @@ def report(lake: Optional[str] = LakeOpt) -> None:
         failed = ", ".join(f["shard"] for f in the_lake.failures(r["dataset"])) or "-"
         table.add_row(r["dataset"], str(r["kept"]), str(r["rejected"]), reasons, valid, failed)
     console.print(table)
+
+
+@app.command()
+def view(
+    release: Optional[str] = typer.Argument(None, help="<name>/v<N> or <name> (its latest): open at that release's rows."),
+    lake: Optional[str] = LakeOpt,
+    host: str = typer.Option("127.0.0.1", help="Address to bind; the default serves this machine only."),
+    port: int = typer.Option(8001, help="Port to serve on."),
+    open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the explorer in the browser."),
+) -> None:
+    """Explore the lake in the browser (read-only): releases, documents, demonstrations, answers, rejections."""
+    from tasks.core.lake import Lake
+    from tasks.publish import catalog
+    from tasks.publish.explorer import refresh, release_key
+    from tasks.publish.explorer_app import serve, start_url
+
+    the_lake = Lake(_config(None, lake, None).lake)
+    with _user_errors():
+        if release:
+            with catalog.local_catalog(the_lake) as path:
+                release = release_key(*catalog.resolve_release(path, release))
+        with console.status("exporting the lake for the explorer..."):
+            db_path, rebuilt = refresh(the_lake)
+    url = start_url(host, port, release)
+    console.print(f"{'exported' if rebuilt else 'up to date'}: {db_path}")
+    console.print(f"explorer at [bold]{url}[/] (read-only; Ctrl+C stops it)", soft_wrap=True)
+    serve(db_path, the_lake.url, host=host, port=port, open_url=url if open_browser else None)
 
 
 @app.command("prepare-model")

@@ -8,7 +8,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.runtime import run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import upstream_specs
+from tasks.shards.stage import upstream_specs
 from tasks.curate import score, select
 from tasks.curate.report import render_markdown, write_report
 

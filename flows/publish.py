@@ -3,22 +3,19 @@ row; the release index grows by the new rows; the scaling view is refreshed as a
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.runtime import StageFailed
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
+from tasks.core.neardup import release_index
 from tasks.core.report import failed_shards, failure_summary, lake_report, pairs_markdown
-from tasks.curate.select import release_index
 from tasks.llm.tokens import Tokens
 from tasks.publish import catalog
 from tasks.publish.hub import hub_token, push_release
 from tasks.publish.release import publish
-from tasks.publish.scaling import plot, table_rows
+from tasks.publish.scaling import plot_into_lake, table_rows
 from tasks.publish.subsets import training_subsets
 
 
@@ -29,9 +26,7 @@ def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:
         points = catalog.scaling_points(path, name)
     if not points:
         return None
-    target = lake.path("releases", f"scaling-{name}.png" if name else "scaling.png")
-    with tempfile.TemporaryDirectory() as tmp:
-        lake.write_bytes(target, plot(points, Path(tmp) / "scaling.png").read_bytes())
+    target = plot_into_lake(lake, points, name)
     rows = table_rows(points)
     create_table_artifact(rows, key="scaling-table", description="Benchmark score vs. release size")
     create_markdown_artifact(
@@ -82,7 +77,8 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
         markdown=f"## Release {info['name']}/v{info['version']}\n\n{info['rows']} rows from {info['documents']} documents, "
         f"mean score {info['score_mean']:.2f}/7.\n\nSubsets (rows): {counts}\n\nPath: `{info['path']}` "
         f"(dataset card: `{info['path']}/README.md`; load a subset with `datasets.load_dataset(path, \"sft\")`)"
-        f"{hub}{plot_line}{sample}\n",
+        f"{hub}{plot_line}\n\nExplore its rows, documents, demonstrations and rejections in the browser: "
+        f"`synthq view --lake {lake.url} {info['name']}/v{info['version']}`{sample}\n",
         description="The published release",
     )
     logger.info("published %s/v%d: %d rows at %s", info["name"], info["version"], info["rows"], info["path"])

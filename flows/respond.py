@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from flows.runtime import ensure_ray, run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import upstream_specs
+from tasks.shards.stage import upstream_specs
 from tasks.respond import pairs, process
 from tasks.respond.report import respond_markdown
 

@@ -21,8 +21,9 @@ from prefect.futures import as_completed
 from tasks.core.config import FactoryConfig
 from tasks.core.errors import SynthqError
 from tasks.core.lake import Lake
+from tasks.core.progress import StageProgress
 from tasks.core.report import fault_totals
-from tasks.core.stage import ShardSpec, Stage, run_shard
+from tasks.shards.stage import ShardSpec, Stage, run_shard
 from tasks.llm.engine import Engine
 
 
@@ -91,16 +92,19 @@ def run_stage(
     engine = engine_for(cfg) if stage.uses_engine else None
     lake = Lake(cfg.lake)
     progress = create_progress_artifact(0.0, description=f"{stage.dataset}: shards finished")
+    terminal = StageProgress(stage.dataset, len(specs))  # the CLI's bar; nothing elsewhere
     futures = [shard_task.submit(stage, spec, cfg, engine) for spec in specs]
     spec_of = {id(f): spec for f, spec in zip(futures, specs)}
     failed = []
     for done, future in enumerate(as_completed(futures), start=1):
         try:
-            future.result()
+            row = future.result()
+            terminal.shard_done(row["kept"], row["rejected"], row["skipped"])
         except Exception as e:  # one bad shard does not stop the others; a rerun retries it
             cause = getattr(e, "cause", None) or e  # a Ray task's error: the exception raised in it
             failed.append(f"{type(cause).__name__}: {str(cause).splitlines()[0][:300] if str(cause) else ''}")
             lake.mark_failed(stage.dataset, spec_of[id(future)].shard, failed[-1])
+            terminal.shard_done(failed=True)
         update_progress_artifact(progress, 100.0 * done / len(futures))
     lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))
     if failed:

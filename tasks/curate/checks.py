@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from tasks.core.config import QualityConfig
 from tasks.core.method_config import QueryChecks
-from tasks.ingest.filters import FILTERS, DocView
-from tasks.ingest.langid import identify
+from tasks.core.filters import FILTERS, DocView
+from tasks.core.langid import identify
 
 # Rules of the document filters that also judge a query, by the reason they report there.
 PROSE_RULES = ("gopher_mean_word_length", "gopher_symbol_ratio", "gopher_alpha_words")

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import StageResult
-from tasks.core.stage import Stage
+from tasks.shards.stage import Stage
 from tasks.core.prompts import Prompt, load_prompt
 from tasks.core.records import CRITERIA, CURATED, REJECTED, rejection, table
 from tasks.curate.checks import QueryChecker

@@ -22,11 +22,11 @@ import pyarrow as pa
 
 from tasks.core.config import CurateConfig, FactoryConfig
 from tasks.core.embeddings import embed
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
-from tasks.core.stage import ShardSpec, Stage
+from tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
+from tasks.shards.stage import ShardSpec, Stage
 from tasks.curate.decontaminate import Benchmarks
-from tasks.curate.dedup import IndexSpec, ReleaseIndex, within
 from tasks.core.records import CURATED, REJECTED, rejection, table
 
 STAGE = "curate"
@@ -34,10 +34,6 @@ STAGE = "curate"
 
 def _rank(rows: list[dict], released: set[str]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["id"] not in released, -r["score_total"], r["id"]))
-
-
-def index_spec(cfg: CurateConfig) -> IndexSpec:
-    return IndexSpec(cfg.ivf_threshold, cfg.ivf_nprobe)
 
 
 def _dedup(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict]):
@@ -146,13 +142,6 @@ def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int, releas
             survivors = _best_per_topic(survivors, vecs, cfg, seed, rejected, stats)
     stats["kept"] = len(survivors)
     return StageResult(table(survivors, CURATED), table(rejected, REJECTED), stats)
-
-
-def release_index(lake: Lake, cfg: FactoryConfig) -> ReleaseIndex | None:
-    """The index of the dataset's earlier releases, when curation dedups against them."""
-    if not cfg.curate.dedup_against_releases:
-        return None
-    return ReleaseIndex(lake, cfg.publish.name, index_spec(cfg.curate), cfg.embedder)
 
 
 def process(_: pa.Table, ctx: StageContext) -> StageResult:

@@ -29,14 +29,13 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import httpcore
 import httpx
 
 from tasks.core.config import CrawlConfig
 from tasks.core.errors import InputError
 from tasks.core.records import rejection
 from tasks.ingest.fetch import Fetched, Fetcher, Politeness, Refusal
-from tasks.ingest.netguard import AddressGuard, GuardedBackend, Resolver, resolve_host
+from tasks.ingest.netguard import AddressGuard, GuardedBackend, GuardedTransport, Resolver, resolve_host
 from tasks.ingest.raw import RawPage
 from tasks.ingest.robots import SiteRules, extract_links, host_of, normalize_url, origin_of
 
@@ -268,18 +267,8 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _http_client(cfg: CrawlConfig, backend: GuardedBackend) -> httpx.AsyncClient:
-    """An httpx client whose connections all go through the address guard. httpx has no
-    public hook for the network backend, so its transport gets a pool built with one (and
-    the crawl refuses to start if httpx's transport no longer has that pool)."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError(f"httpx {httpx.__version__} changed its transport: the crawler cannot install its "
-                           "address guard; pin the httpx version in pyproject.toml")
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=_ssl_context(),
-        max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency,
-        network_backend=backend,
-    )
+    """An httpx client whose connections all go through the address guard."""
+    transport = GuardedTransport(backend, _ssl_context(), cfg.concurrency)
     headers = {"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate",
                "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"}
     return httpx.AsyncClient(transport=transport, headers=headers, timeout=cfg.timeout_s,

@@ -24,10 +24,10 @@ from trafilatura.utils import load_html
 
 from tasks.core.config import IngestConfig
 from tasks.core.records import rejection
-from tasks.ingest import filters
-from tasks.ingest.langid import check_language
+from tasks.core import filters
+from tasks.core.langid import check_language
 from tasks.ingest.raw import RawPage
-from tasks.ingest.words import split_words
+from tasks.core.words import split_words
 
 STAGE = "ingest"
 _SPACES = re.compile(r"\s+")

@@ -9,6 +9,7 @@
   address it checked: a DNS answer that changes between check and connect (DNS rebinding)
   never reaches another address. Redirect targets open new connections and are checked
   the same way.
+- `GuardedTransport`: the httpx transport over a connection pool on that backend.
 - `BoundedBody`: decompresses a body while counting, so a gzip bomb stops at the cap.
 
 Politeness and fetching (one URL with retries and redirects) live in `tasks.ingest.fetch`.
@@ -19,11 +20,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpcore
+import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -135,6 +139,71 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+# httpcore's errors as the httpx errors callers catch (most specific first).
+_ERRORS = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout), (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout), (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException), (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError), (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError), (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError), (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextmanager
+def _as_httpx_errors(request: httpx.Request):
+    try:
+        yield
+    except httpcore.ProxyError as exc:  # a subclass of a transport error, named as it is
+        raise httpx.ProxyError(str(exc), request=request) from exc
+    except Exception as exc:
+        mapped = next((theirs for ours, theirs in _ERRORS if isinstance(exc, ours)), None)
+        if mapped is None:
+            raise  # BlockedAddress and others: as raised, for the fetcher to name
+        raise mapped(str(exc), request=request) from exc
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream, request: httpx.Request) -> None:
+        self._stream, self._request = stream, request
+
+    async def __aiter__(self):
+        with _as_httpx_errors(self._request):
+            async for chunk in self._stream:
+                yield chunk
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            await self._stream.aclose()
+
+
+class GuardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport (httpx's public extension point) over an httpcore connection pool
+    whose every connection goes through `GuardedBackend`: no private attribute of httpx is
+    touched, so an upgrade cannot silently take the address guard away."""
+
+    def __init__(self, backend: GuardedBackend, ssl_context: ssl.SSLContext, max_connections: int) -> None:
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context, max_connections=max_connections,
+            max_keepalive_connections=max_connections, network_backend=backend,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions,
+        )
+        with _as_httpx_errors(request):
+            got = await self._pool.handle_async_request(core)
+        return httpx.Response(got.status, headers=got.headers, stream=_Body(got.stream, request), extensions=got.extensions)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
 
 
 class BoundedBody:

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from tasks.core.config import FactoryConfig, IngestConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import DOCUMENTS, REJECTED, table
-from tasks.core.stage import ShardSpec, Stage
+from tasks.shards.stage import ShardSpec, Stage
 from tasks.ingest.crawled import read_crawled
 from tasks.ingest.extract import extract_page
 from tasks.ingest.minhash import SIDECAR, sidecar_table, signatures

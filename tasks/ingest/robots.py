@@ -2,10 +2,9 @@
 page lets crawlers follow.
 
 `RobotsRules` answers "may the crawler fetch this URL?" and "how long between requests?"
-(RFC 9309 matching: longest pattern wins, '*' and '$' understood; urllib.robotparser takes
-the first match and no wildcards). It comes from the robots.txt response: the rules of a
-2xx body, allow-all for a 4xx
-(no robots.txt), and a refusal for 5xx or no answer (the site may be overloaded: RFC 9309
+(RFC 9309 matching by Protego: longest pattern wins, '*' and '$' understood; urllib.robotparser
+takes the first match and no wildcards). It comes from the robots.txt response: the rules of
+a 2xx body, allow-all for a 4xx (no robots.txt), and a refusal for 5xx or no answer (the site may be overloaded: RFC 9309
 treats it as fully disallowed). `parse_sitemap` reads a sitemap or sitemap index
 (XML, or plain text with one URL a line) into page URLs and nested sitemap URLs.
 `SiteRules` fetches each origin's robots.txt once (concurrent askers share the fetch) and
@@ -21,9 +20,10 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from lxml import etree
+from protego import Protego
 
 from tasks.ingest.fetch import Fetcher, Politeness, Refusal
 from tasks.ingest.netguard import BoundedBody
@@ -33,7 +33,6 @@ ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five
 MAX_SITEMAPS_PER_HOST = 50  # sitemap files read per origin (an index may list 50,000)
 MAX_URL_CHARS = 4096  # longer URLs are almost always session ids or spider traps
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_FIELD = re.compile(r"^\s*([A-Za-z-]+)\s*:\s*([^#]*)")
 
 
 def product_token(user_agent: str) -> str:
@@ -45,20 +44,15 @@ def product_token(user_agent: str) -> str:
 class RobotsRules:
     """One origin's robots.txt, reduced to what applies to the crawler's user agent."""
 
-    rules: list[tuple[int, bool, re.Pattern]] = field(default_factory=list)  # (length, allow, pattern)
+    parser: Protego | None = None  # None: no rules (allow all)
+    agent: str = "*"  # the product token the rules are matched for
     delay: float | None = None  # Crawl-delay, seconds
     sitemaps: list[str] = field(default_factory=list)
     refusal: tuple[str, str] | None = None  # (reason, detail): refuse every URL of the origin
 
     def allows(self, url: str) -> bool:
-        """RFC 9309: the longest matching pattern decides, Allow wins a tie, no match allows."""
-        parts = urlsplit(url)
-        target = _canonical(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if target == "/robots.txt":
-            return True
-        best = max(((length, allow) for length, allow, pattern in self.rules if pattern.match(target)),
-                   default=(0, True))
-        return best[1]
+        """RFC 9309 (Protego): the longest matching pattern decides, Allow wins a tie, no match allows."""
+        return self.parser is None or self.parser.can_fetch(url, self.agent)
 
 
 def allow_all() -> RobotsRules:
@@ -69,57 +63,19 @@ def refuse_all(reason: str, detail: str) -> RobotsRules:
     return RobotsRules(refusal=(reason, detail))
 
 
-@dataclass
-class _Group:
-    agents: list[str] = field(default_factory=list)
-    rules: list[tuple[bool, str]] = field(default_factory=list)
-    delay: float | None = None
+# "User-agent: SynthQ-Test/2.0" names the product token "synthq-test": sites often write the
+# whole User-Agent header where RFC 9309 wants the token alone.
+_AGENT_LINE = re.compile(r"^(\s*user-agent\s*:\s*)([^/#\s]+)/[^#\n]*", re.IGNORECASE | re.MULTILINE)
 
 
 def rules_from_text(text: str, user_agent: str) -> RobotsRules:
-    """The rules of the groups naming the agent's product token (all of them, merged), else
-    of the '*' groups. Patterns support RFC 9309's '*' and '$'; fractional Crawl-delay too."""
-    groups, sitemaps = _parse_robots(text)
+    """The rules of the groups naming the agent's product token (merged), else of the '*'
+    group, as Protego reads them (RFC 9309: '*' and '$' patterns, longest match, Allow wins
+    a tie, percent-encoding normalized, fractional Crawl-delay, Sitemap lines)."""
+    parser = Protego.parse(_AGENT_LINE.sub(r"\1\2", text.removeprefix("\ufeff")))  # a UTF-8 BOM is no field
     token = product_token(user_agent)
-    chosen = [g for g in groups if token in g.agents] or [g for g in groups if "*" in g.agents]
-    rules = [(len(path), allow, _pattern(path)) for g in chosen for allow, path in g.rules if path]
-    delays = [g.delay for g in chosen if g.delay is not None]
-    return RobotsRules(rules, max(delays) if delays else None, sitemaps)
-
-
-def _parse_robots(text: str) -> tuple[list[_Group], list[str]]:
-    groups: list[_Group] = []
-    sitemaps: list[str] = []
-    for line in text.splitlines():
-        match = _FIELD.match(line)
-        if not match:
-            continue
-        name, value = match[1].lower(), match[2].strip()
-        if name == "sitemap":
-            sitemaps.append(value)
-        elif name == "user-agent":
-            if not groups or groups[-1].rules or groups[-1].delay is not None:
-                groups.append(_Group())  # a user-agent line after rules starts a new group
-            groups[-1].agents.append(product_token(value))
-        elif groups and name in ("allow", "disallow"):
-            groups[-1].rules.append((name == "allow", value))
-        elif groups and name == "crawl-delay":
-            try:
-                groups[-1].delay = max(0.0, float(value))
-            except ValueError:
-                continue
-    return groups, sitemaps
-
-
-def _canonical(path: str) -> str:
-    """One percent-encoding for paths and patterns, so /caf%C3%A9 and /café compare equal."""
-    return quote(unquote(path), safe="/:@!$&'()*+,;=?~%")
-
-
-def _pattern(path: str) -> re.Pattern:
-    anchored = path.endswith("$")
-    body = ".*".join(re.escape(part) for part in _canonical(path.rstrip("$") if anchored else path).split("*"))
-    return re.compile(body + (r"\Z" if anchored else ""))
+    delay = parser.crawl_delay(token)
+    return RobotsRules(parser, token, max(0.0, float(delay)) if delay is not None else None, list(parser.sitemaps))
 
 
 class SiteRules:

@@ -19,6 +19,8 @@ from typing import Protocol, TypeVar
 import annotated_types
 from pydantic import BaseModel, ValidationError, create_model
 
+from tasks.core.records import rejection
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -177,7 +179,5 @@ def schema_for(model: type[BaseModel]) -> dict:
 
 def rejected_output(stage: str, parsed: Parsed, record_id: str, record: dict) -> dict:
     """A failed LLM output as a rejected row: reason, error and the raw text kept for inspection."""
-    from tasks.core.records import rejection
-
     record = {**record, "raw_output": parsed.raw, "request_id": parsed.id, "attempts": parsed.attempts}
     return rejection(stage, parsed.reason or "llm_error", parsed.error or "", record_id, record)

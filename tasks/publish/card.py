@@ -1,4 +1,6 @@
-"""The dataset card: README.md with a Hugging Face YAML header, then what a reader needs."""
+"""The dataset card: README.md with a Hugging Face YAML header (huggingface_hub's
+DatasetCardData: subsets as `configs:`, features and byte sizes as `dataset_info:`), then
+what a reader needs."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 
 import pyarrow as pa
 import yaml
+from huggingface_hub import DatasetCard, DatasetCardData
 
 from tasks.core.records import describe
 
@@ -113,17 +116,14 @@ def render_card(
     name: str, version: str, schema: pa.Schema, stats: dict, config: dict, samples: list[dict],
     subsets: dict[str, Shape] | None = None,
 ) -> str:
-    head = yaml.safe_dump(header(schema, stats["rows"], stats["bytes"], f"{name} {version}", subsets), sort_keys=False)
+    data = DatasetCardData(**header(schema, stats["rows"], stats["bytes"], f"{name} {version}", subsets))
     columns = "\n".join(f"| `{k}` | {v} |" for k, v in describe(schema).items())
     stages = "\n".join(
         f"| {s} | {r['kept']} | {r['rejected']} | {', '.join(f'{k}: {v}' for k, v in r['reasons'].items()) or '-'} |"
         for s, r in stats["stages"].items()
     )
     example = json.dumps(samples[0], indent=2, ensure_ascii=False, default=str) if samples else "{}"
-    return f"""---
-{head}---
-
-# {name} {version}
+    body = f"""# {name} {version}
 
 Instructions synthesized from web documents with **attributed grounding**: real seed
 instructions were grounded in documents with a user, a scene and a motivation (the
@@ -170,3 +170,4 @@ the model (`demonstration_ids`), with the model and prompt version that wrote it
 ```yaml
 {yaml.safe_dump(config, sort_keys=False)}```
 """
+    return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))

@@ -27,7 +27,7 @@ import yaml
 from tasks.core.errors import LakeError
 from tasks.core.embeddings import embed
 from tasks.core.lake import Lake
-from tasks.curate.dedup import ReleaseIndex
+from tasks.core.neardup import ReleaseIndex
 from tasks.publish import catalog
 from tasks.publish.card import render_card
 

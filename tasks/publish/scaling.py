@@ -6,10 +6,13 @@ The trend is `score = a + b * log10(rows)` fitted by least squares per benchmark
 
 from __future__ import annotations
 
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from tasks.core.lake import Lake
 
 
 def series(points: list[dict]) -> dict[str, list[dict]]:
@@ -77,3 +80,11 @@ def plot(points: list[dict], out: str | Path, title: str = "Benchmark score vs. 
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_into_lake(lake: Lake, points: list[dict], name: str | None = None) -> str:
+    """Draw the plot into the lake (releases/scaling[-<name>].png, written atomically); its path."""
+    target = lake.path("releases", f"scaling-{name}.png" if name else "scaling.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        lake.write_bytes(target, plot(points, Path(tmp) / "scaling.png").read_bytes())
+    return target

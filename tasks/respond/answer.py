@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.prompts import load_prompt
 from tasks.llm.engine import Parsed, schema_for
 from tasks.respond.checks import Checked, check_answer, response_text

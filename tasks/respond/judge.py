@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.prompts import load_prompt
 from tasks.core.records import ASPECTS
 from tasks.llm.engine import Parsed, schema_for

@@ -16,10 +16,10 @@ from collections import Counter
 
 import pyarrow as pa
 
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import REJECTED, RESPONSES, rejection, table
-from tasks.core.stage import ShardSpec, Stage
+from tasks.shards.stage import ShardSpec, Stage
 from tasks.llm.engine import rejected_output
 from tasks.respond.answer import ANSWER, EXPERT, Sample, experts, response_row, sample_answers
 from tasks.respond.judge import JUDGE, judge_name, judge_version, llm_judge, reward_scores, scores_from_judgement

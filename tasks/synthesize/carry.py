@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import ShardSpec, Stage
+from tasks.shards.stage import ShardSpec, Stage
 
 FOLDER = "cache/carry/instructions"
 

@@ -1,7 +1,7 @@
 """Grouping a shard's documents by meaning, so that each group can share one prompt prefix.
 
-Documents are embedded (title + opening, as for retrieval), clustered with seeded spherical
-k-means (k-means++ start) into ceil(n / group_size) clusters, then assigned to clusters with
+Documents are embedded (title + opening, as for retrieval), clustered with faiss's seeded
+spherical k-means into ceil(n / group_size) clusters, then assigned to clusters with
 at most `group_size` documents each: groups come out balanced, and each document joins the
 nearest cluster that still has room.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import faiss
 import numpy as np
 
 
@@ -18,35 +19,15 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-def seeds_plus_plus(vectors: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ seeding: each next center drawn with probability ~ squared distance to the
-    nearest center so far, which spreads the centers over the topics."""
-    chosen = [int(rng.integers(len(vectors)))]
-    dist = np.maximum(2 - 2 * vectors @ vectors[chosen[0]], 0)
-    for _ in range(k - 1):
-        weights = dist**2
-        total = float(weights.sum())
-        nxt = int(rng.choice(len(vectors), p=weights / total)) if total > 0 else int(rng.integers(len(vectors)))
-        chosen.append(nxt)
-        dist = np.minimum(dist, np.maximum(2 - 2 * vectors @ vectors[nxt], 0))
-    return vectors[chosen].copy()
-
-
-def centroids(vectors: np.ndarray, k: int, seed: int, iterations: int = 25) -> np.ndarray:
-    """k unit centroids of the unit `vectors`: seeded spherical k-means (k-means++ start)."""
+def centroids(vectors: np.ndarray, k: int, seed: int, iterations: int = 25, restarts: int = 3) -> np.ndarray:
+    """k unit centroids of the unit `vectors`: seeded spherical k-means (faiss), the best of
+    a few restarts."""
     if k >= len(vectors):
         return vectors.copy()
-    centers = seeds_plus_plus(vectors, k, np.random.default_rng(seed))
-    for _ in range(iterations):
-        owner = np.argmax(vectors @ centers.T, axis=1)
-        sums = np.zeros_like(centers)
-        np.add.at(sums, owner, vectors)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        moved = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centers)  # an empty cluster keeps its center
-        if np.allclose(moved, centers):
-            break
-        centers = moved
-    return centers
+    km = faiss.Kmeans(vectors.shape[1], k, niter=iterations, nredo=restarts, seed=seed, spherical=True,
+                      min_points_per_centroid=1)  # a shard is small: no warning for few points per cluster
+    km.train(np.ascontiguousarray(vectors, dtype=np.float32))
+    return km.centroids
 
 
 def balanced_assignment(vectors: np.ndarray, centers: np.ndarray, capacity: int) -> list[list[int]]:

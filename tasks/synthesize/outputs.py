@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from tasks.attribute.outputs import Compositions, check_scene
+from tasks.core.outputs import Compositions, check_scene
 from tasks.core.prose import prose_problem
 
 

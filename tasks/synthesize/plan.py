@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tasks.attribute.retrieve import passages
-from tasks.core.context import StageContext
-from tasks.core.embeddings import embed
+from tasks.shards.context import StageContext
+from tasks.core.embeddings import embed, passages
 from tasks.core.prompts import Prompt, load_prompt
 from tasks.llm.engine import Request, output_model, schema_for
 from tasks.synthesize.demos import choose, demonstration_vectors, draw, render_demonstration

@@ -12,12 +12,12 @@ import hashlib
 
 import pyarrow as pa
 
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.errors import LakeError
 from tasks.core.lake import StageResult
 from tasks.core.prompts import load_prompt
 from tasks.core.records import INSTRUCTIONS, REJECTED, table
-from tasks.core.stage import Stage
+from tasks.shards.stage import Stage
 from tasks.llm.engine import output_model, rejected_output
 from tasks.synthesize.carry import carried
 from tasks.synthesize.demos import demonstration_vectors

@@ -10,7 +10,7 @@ import trafilatura
 from tasks.attribute.process import prepare, process
 from tasks.attribute.retrieve import build_index
 from tasks.core.config import FactoryConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import DOCUMENTS, REJECTED, table
 from tasks.llm.engine import Result

@@ -7,7 +7,7 @@ import pytest
 
 from tasks.core.method_config import QueryChecks
 from tasks.curate.checks import QueryChecker, copied_share, document_overlap
-from tasks.ingest.filters import DocView
+from tasks.core.filters import DocView
 from tasks.sample import PAGES, SEEDS
 
 PAGE = PAGES / "01-sourdough-starter.html"

@@ -74,7 +74,7 @@ def test_curation_report_from_the_lake(lake_dir):
 def test_dedup_against_earlier_releases(lake_dir):
     """A new near-twin of a released row is dropped; a released row is never displaced."""
     from tasks.core.lake import Lake
-    from tasks.curate.dedup import IndexSpec, ReleaseIndex
+    from tasks.core.neardup import IndexSpec, ReleaseIndex
     from tasks.publish.release import index_releases, publish
 
     lake = Lake(lake_dir)

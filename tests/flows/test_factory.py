@@ -105,7 +105,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     # curate again with v1 in the release index: every released row stays, nothing new appears
     from flows.curate import curate_flow
     from flows.publish import publish_flow
-    from tasks.curate.select import release_index
+    from tasks.core.neardup import release_index
 
     assert release_index(lake, cfg).versions == [1]
     curate_flow(cfg)

@@ -16,7 +16,7 @@ import pytest
 
 from tasks.core.config import load_config
 from tasks.core.lake import Lake
-from tasks.core.stage import dataset_identity
+from tasks.shards.stage import dataset_identity
 from tasks.sample import PAGES, SEEDS
 from tasks.synthesize.plan import PROMPT
 

@@ -7,7 +7,7 @@ from prefect import flow
 from flows.runtime import StageFailed, run_stage
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
-from tasks.core.stage import ShardSpec
+from tasks.shards.stage import ShardSpec
 from tasks.ingest.process import STAGE_SPEC, units_table
 from tasks.sample import PAGES
 
@@ -29,6 +29,21 @@ def test_bad_shard_does_not_fail_the_run(prefect_server, ray_local, lake_dir):
     assert Lake(lake_dir).manifest("documents", "00001") is None  # left unfinished: a rerun retries it
 
 
+def test_cli_runs_show_a_line_per_shard_when_not_on_a_terminal(prefect_server, ray_local, lake_dir):
+    import io
+
+    from rich.console import Console
+
+    from tasks.core.progress import show_progress
+
+    out = io.StringIO()
+    with show_progress(Console(file=out, force_terminal=False, width=200)):
+        _ingest_two_shards(FactoryConfig(lake=lake_dir))
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "documents: 2 shards to run"
+    assert lines[-1].startswith("documents: 2/2 shards, ") and lines[-1].endswith("kept 1, rejected 0, 1 shard(s) failed")
+
+
 def test_bad_shard_fails_the_run_when_asked(prefect_server, ray_local, lake_dir):
     with pytest.raises(StageFailed, match="1 of 2 shards failed"):
         _ingest_two_shards(FactoryConfig(lake=lake_dir, fail_on_shard_error=True))
@@ -39,7 +54,7 @@ def test_stage_report_shows_counts_and_sample_rows(lake_dir):
 
     lake = Lake(lake_dir)
     pages = _html_unit("02-python-comprehensions-generators.html")
-    from tasks.core.stage import run_shard
+    from tasks.shards.stage import run_shard
 
     run_shard(STAGE_SPEC, ShardSpec("00000", "x", rows=pages), FactoryConfig(lake=lake_dir), None)
     md = sample_markdown(lake, "documents")

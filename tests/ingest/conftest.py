@@ -42,8 +42,8 @@ def static_site_at():
 def site_at():
     sites = []
 
-    def make(host: str = "127.0.0.1") -> Site:
-        sites.append(Site(host))
+    def make(host: str = "127.0.0.1", port: int = 0) -> Site:
+        sites.append(Site(host, port))
         return sites[-1]
 
     yield make

@@ -20,7 +20,7 @@ class Site:
     body) or to a function(handler, site) that writes the response (and closes the
     connection when it sends no Content-Length)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict = {}
         self.log: list[tuple[float, str, str]] = []  # (monotonic time, path, user agent)
         self.closing = threading.Event()
@@ -45,7 +45,7 @@ class Site:
 
             protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

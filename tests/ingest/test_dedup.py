@@ -14,7 +14,7 @@ from tasks.core.config import DedupConfig
 from tasks.core.lake import Lake, StageResult
 from tasks.core.records import DOCUMENTS, REJECTED, table
 from tasks.ingest.dedup import DATASET, apply_drops, find_duplicates
-from tasks.ingest.minhash import SIDECAR, lsh_params, normalize, shingle_hashes, sidecar_signatures, sidecar_table, signatures
+from tasks.ingest.minhash import SIDECAR, candidate_probability, lsh_params, normalize, shingle_hashes, sidecar_signatures, sidecar_table, signatures
 
 VOCAB = [f"{a}{b}{c}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "si", "tu", "va", "ze") for b in "aeiou" for c in ("n", "r", "s", "t", "l", "m", "k", "d", "p", "x")]
 
@@ -95,6 +95,19 @@ def test_sidecar_is_written_read_aligned_and_pruned(lake, rng):
 def test_lsh_params_fit_the_signature():
     bands, rows = lsh_params(0.8, 128)
     assert bands * rows <= 128 and bands > 1
+
+
+def test_lsh_params_favour_recall_around_the_threshold():
+    assert lsh_params(0.8, 128) == (14, 9)
+    assert round(candidate_probability(0.8, 14, 9), 2) == 0.87  # pairs at exactly the threshold
+    assert round(candidate_probability(0.85, 14, 9), 2) == 0.97
+    assert round(candidate_probability(0.8, 9, 13), 2) == 0.40  # what equal weights would pick
+    assert candidate_probability(0.5, 14, 9) < 0.03  # clearly different pages rarely meet
+    for threshold, num_perm in ((0.7, 128), (0.85, 128), (0.9, 256), (0.5, 64)):
+        bands, rows = lsh_params(threshold, num_perm)
+        assert bands * rows <= num_perm
+        assert candidate_probability(min(1.0, threshold + 0.05), bands, rows) > 0.95  # found
+        assert candidate_probability(threshold - 0.3, bands, rows) < 0.2  # rarely compared
 
 
 # -- finding duplicates ------------------------------------------------------------------

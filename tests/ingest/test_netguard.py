@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import socket
 import time
 import zlib
 
@@ -169,3 +170,51 @@ def test_connection_goes_to_the_checked_address(site_at):
     url = f"http://rebind.test:{site.server.server_port}/"
     pages, rejected, _ = run([url], cfg(allow_private=False), allowed_networks=["127.0.0.2/32"], resolver=resolver)
     assert urls(pages) == {url} and not rejected and "rebind.test" in calls
+
+
+def test_a_dns_answer_that_changes_after_the_check_never_reaches_the_new_address(site_at, monkeypatch):
+    """DNS rebinding: the name first resolves to an allowed address, then to a private one.
+    Each new connection is checked again, and a connection goes to the address checked,
+    never to what the system resolver would answer for the name at connect time."""
+    good = site_at("127.0.0.2")
+    port = good.server.server_port
+    evil = site_at("127.0.0.3", port)  # the same port: only the address differs
+    good.routes["/robots.txt"] = (200, {"Content-Type": "text/plain", "Connection": "close"}, b"User-agent: *\nAllow: /\n")
+    good.page("/")
+    evil.page("/")
+    answers = iter([["127.0.0.2"]])
+    calls = []
+
+    async def resolver(host, port):
+        calls.append(host)
+        return next(answers, ["127.0.0.3"])
+
+    real = socket.getaddrinfo
+
+    def system_resolver(host, *args, **kwargs):  # what the OS would answer by now
+        if host == "flip.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.3", port))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", system_resolver)
+    url = f"http://flip.test:{port}/"
+    pages, rejected, _ = run([url], cfg(allow_private=False), allowed_networks=["127.0.0.2/32"], resolver=resolver)
+    assert not pages and rejected[url]["reason"] == "private_address" and "127.0.0.3" in rejected[url]["detail"]
+    assert good.paths() == ["/robots.txt"]  # the first connection went to the address checked
+    assert evil.log == [] and calls == ["flip.test", "flip.test"]  # the second was checked again, and refused
+
+
+def test_the_guard_holds_after_a_redirect_to_a_rebound_name(site_at):
+    """A redirect opens a new connection to its target, resolved and checked like any other."""
+    public = site_at("127.0.0.2")
+    inside = site_at("127.0.0.3", public.server.server_port)
+    inside.page("/admin")
+    public.routes["/go"] = redirect(f"http://cdn.test:{public.server.server_port}/admin")
+
+    async def resolver(host, port):
+        return ["127.0.0.3"] if host == "cdn.test" else [host]
+
+    url = public.url + "/go"
+    pages, rejected, _ = run([url], cfg(allow_private=False), allowed_networks=["127.0.0.2/32"], resolver=resolver)
+    assert not pages and rejected[url]["reason"] == "private_address" and "cdn.test (127.0.0.3)" in rejected[url]["detail"]
+    assert "/go" in public.paths() and inside.log == []

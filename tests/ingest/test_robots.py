@@ -98,6 +98,55 @@ def test_robots_rules_fall_back_to_the_star_group():
     assert rules_from_text("User-agent: *\nDisallow:\n", UA).allows("https://example.com/x")
 
 
+# RFC 9309 edge cases: (robots.txt, path, allowed for synthq-test)
+RFC_CASES = [
+    ("User-agent: *\nDisallow: /*/private\n", "/a/b/private/x", False),  # '*' spans any characters, '/' too
+    ("User-agent: *\nDisallow: /fish*\n", "/fish.html", False),  # a trailing '*' changes nothing
+    ("User-agent: *\nDisallow: /fish\n", "/Fish.html", True),  # paths are case-sensitive
+    ("User-agent: *\nDisallow: /*.php$\n", "/index.php", False),  # '$' anchors the end
+    ("User-agent: *\nDisallow: /*.php$\n", "/index.php?lang=en", True),
+    ("User-agent: *\nDisallow: /*.php$\n", "/index.php5", True),
+    ("User-agent: *\nDisallow: /folder/\nAllow: /folder/page\n", "/folder/page.html", True),  # longest wins
+    ("User-agent: *\nAllow: /folder/\nDisallow: /folder/page\n", "/folder/page.html", False),
+    ("User-agent: *\nAllow: /page\nDisallow: /page\n", "/page", True),  # a tie: Allow wins
+    ("User-agent: *\nDisallow: /page\nAllow: /page\n", "/page", True),  # whatever the order
+    ("User-agent: *\nDisallow: /%7Ejoe/\n", "/~joe/index.html", False),  # %7E is '~' (unreserved): decoded
+    ("User-agent: *\nDisallow: /~joe/\n", "/%7Ejoe/index.html", False),
+    ("User-agent: *\nDisallow: /a%3cd\n", "/a%3Cd", False),  # percent-encodings compare case-insensitively
+    ("User-agent: *\nDisallow:\n", "/anything", True),  # an empty Disallow allows all
+    ("Disallow: /\nUser-agent: *\nAllow: /\n", "/x", True),  # rules before any user-agent are ignored
+    ("User-agent: *\r\nDisallow: /crlf\r\n", "/crlf/x", False),  # CRLF line endings
+    ("\ufeffUser-agent: *\nDisallow: /bom\n", "/bom", False),  # a byte-order mark at the start
+    ("user-AGENT: *\ndisALLOW: /case\n", "/case", False),  # field names are case-insensitive
+    ("User-agent: *\nDisallow: /\n\nUser-agent: SYNTHQ-TEST\nAllow: /\n", "/x", True),  # agent names too
+    ("User-agent: *\nDisallow: /\n\nUser-agent: synthq-test\nUser-agent: otherbot\nAllow: /ok\n", "/ok", True),
+    ("User-agent: *\nDisallow: /\n\nUser-agent: otherbot\nAllow: /\n", "/x", False),  # another's group: '*'
+    ("User-agent: synthq-test\nDisallow: /one\n\nUser-agent: otherbot\nAllow: /\n\n"
+     "User-agent: synthq-test\nDisallow: /two\n", "/two", False),  # the agent's groups are merged
+    ("User-agent: synthq-test\nDisallow: /one\n\nUser-agent: synthq-test\nDisallow: /two\n", "/one", False),
+    ("User-agent: *\nDisallow: /private # not for you\n", "/private", False),  # comments end a line
+]
+
+
+@pytest.mark.parametrize("text,path,allowed", RFC_CASES)
+def test_robots_rfc_9309_edge_cases(text, path, allowed):
+    assert rules_from_text(text, UA).allows("https://example.com" + path) is allowed
+
+
+def test_robots_crawl_delay_and_sitemap_lines():
+    text = ("Sitemap: https://example.com/before-any-group.xml\n"
+            "User-agent: *\nCrawl-delay: 10\n\n"
+            "User-agent: synthq-test\nCrawl-delay: 1.5\nDisallow: /x\n"
+            "Sitemap: https://example.com/inside-a-group.xml\n\n"
+            "User-agent: otherbot\nCrawl-delay: soon\n")
+    rules = rules_from_text(text, UA)
+    assert rules.delay == 1.5  # the agent's own group, fractional seconds
+    assert rules.sitemaps == ["https://example.com/before-any-group.xml", "https://example.com/inside-a-group.xml"]
+    assert rules_from_text(text, "someone/1.0").delay == 10  # the '*' group's
+    assert rules_from_text(text, "otherbot/1.0").delay is None  # not a number: no delay
+    assert rules_from_text("User-agent: *\nDisallow: /\n", UA).delay is None
+
+
 # -- URLs, links and sitemaps
 
 

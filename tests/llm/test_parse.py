@@ -108,7 +108,7 @@ def test_no_repair_when_nothing_failed_or_when_asked_not_to():
 
 def test_stage_context_counts_calls_repairs_and_tokens_for_the_manifest(tmp_path):
     from tasks.core.config import FactoryConfig
-    from tasks.core.context import StageContext
+    from tasks.shards.context import StageContext
     from tasks.core.lake import Lake
 
     good = '{"intent": "bake", "keywords": ["bread"]}'

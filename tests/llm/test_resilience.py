@@ -10,7 +10,7 @@ import pytest
 
 from tasks.attribute.outputs import SeedAnalysis
 from tasks.core.config import EngineConfig, load_config
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.errors import ServiceError
 from tasks.core.lake import Lake
 from tasks.llm.engine import Request, complete, schema_for

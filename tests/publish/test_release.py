@@ -48,6 +48,12 @@ def test_versions_grow_and_load_everywhere(lake_dir):
     names = [f["name"] for f in header["dataset_info"][0]["features"]]
     assert names == CURATED.names
     assert "too_short: 1" in card
+    from huggingface_hub import DatasetCard
+
+    hub_card = DatasetCard.load(Path(v2["path"]) / "README.md")  # as the Hub reads it
+    assert hub_card.data.configs == header["configs"] and hub_card.data.pretty_name == "demo v2"
+    assert hub_card.data.dataset_info[0]["splits"][0]["num_bytes"] == v2["bytes"]
+    assert hub_card.text.lstrip().startswith("# demo v2")
     assert "Parent release: v1 (2 rows added, 0 removed since it)" in card
 
     with local_catalog(lake) as path:
@@ -76,7 +82,7 @@ def test_release_on_a_remote_lake():
 
 
 def test_release_records_tokens_sources_and_indexes_its_rows(lake_dir):
-    from tasks.curate.dedup import IndexSpec, ReleaseIndex
+    from tasks.core.neardup import IndexSpec, ReleaseIndex
 
     lake = Lake(lake_dir)
     index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")

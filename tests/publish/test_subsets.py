@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tasks.core.config import load_config
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
 from tasks.publish.release import publish

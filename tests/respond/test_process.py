@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tasks.core.config import load_config
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake
 from tasks.respond import pairs, process
 from tests.respond.helpers import Scripted, curated, judgement

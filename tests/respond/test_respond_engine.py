@@ -108,7 +108,7 @@ def _tiny_reward_model(folder) -> str:
 
 
 def test_reward_model_judge_in_its_ray_actor(engine, tmp_path, lake_dir):
-    from tasks.core.stage import run_shard, upstream_specs
+    from tasks.shards.stage import run_shard, upstream_specs
     from tasks.respond import pairs, process
 
     lake = _lake_with_curated(lake_dir)

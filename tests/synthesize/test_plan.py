@@ -4,7 +4,7 @@ the token budget in real tokens (the bundled model's tokenizer), similar demonst
 from collections import Counter
 
 from tasks.core.config import FactoryConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake
 from tasks.synthesize.plan import build_requests
 

@@ -8,7 +8,7 @@ import pytest
 import trafilatura
 
 from tasks.core.config import FactoryConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake
 from tasks.sample import PAGES, SEEDS
 from tasks.synthesize.process import process

@@ -5,7 +5,7 @@ import pytest
 
 from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
-from tasks.curate.dedup import IndexSpec, ReleaseIndex, within
+from tasks.core.neardup import IndexSpec, ReleaseIndex, within
 
 DIM = 64
 EXACT = IndexSpec(threshold=10**9, nprobe=1)

@@ -9,6 +9,8 @@ from tasks.core.config import FactoryConfig
 from tasks.core.errors import ServiceError
 from tasks.core.lake import Lake
 from tasks.llm.engine import Engine, Parsed, Request, Result, complete
+from tasks.llm.models import display_name
+from tasks.llm.tokens import Tokens
 
 # What a shard's manifest records of its LLM calls: outputs, repairs, and tokens (prompt, the
 # part of it served from the engine's prefix cache, output), repair attempts included.
@@ -24,15 +26,11 @@ class StageContext:
     llm: dict = field(default_factory=lambda: dict.fromkeys(LLM_COUNTS, 0))
 
     @cached_property
-    def tokens(self):
-        from tasks.llm.tokens import Tokens
-
+    def tokens(self) -> Tokens:
         return Tokens(self.cfg.engine)
 
     @property
     def model_name(self) -> str:
-        from tasks.llm.models import display_name
-
         return display_name(self.cfg.engine.model)
 
     def request(self, rid: str, messages: list[dict], schema: dict | None, max_tokens: int, temperature: float, n: int = 1) -> Request:

@@ -13,9 +13,7 @@ from __future__ import annotations
 import functools
 import re
 
-import numpy as np
-from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
-from py3langid.modelio import load_model
+from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
 SAMPLE_BYTES = 500  # UTF-8 bytes read: about 80 English words, 160 Chinese characters
 PROSE_LINE_CHARS = 40  # shorter lines are headings, bylines, captions or list items
@@ -26,13 +24,8 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 @functools.cache
 def _identifier() -> LanguageIdentifier:
-    """The bundled model with normalized probabilities; its feature weights widened to float32
-    once, because NumPy multiplies float16 matrices without BLAS, several times slower."""
-    weights, priors, labels, transitions, rows, outputs = load_model(MODEL_DIR / MODEL_FILE)
-    return LanguageIdentifier(
-        np.asarray(weights, dtype=np.float32), np.asarray(priors), labels, transitions, outputs,
-        norm_probs=True, tk_row=rows,
-    )
+    """The bundled model with normalized probabilities, loaded the way py3langid documents."""
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def _is_prose(line: str) -> bool:

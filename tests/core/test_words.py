@@ -7,12 +7,12 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.core.config import DedupConfig, IngestConfig, QualityConfig
-from tasks.ingest import filters
+from tasks.core import filters
 from tasks.ingest.extract import extract_page
-from tasks.ingest.filters.base import DocView
+from tasks.core.filters.base import DocView
 from tasks.ingest.minhash import normalize, sidecar_fits, sidecar_table, signatures
 from tasks.ingest.raw import RawPage
-from tasks.ingest.words import split_words
+from tasks.core.words import split_words
 
 ZH = """如何养好酸面种
 酸面种是一种由野生酵母和乳酸菌组成的活性培养物，不需要任何包装酵母就能让面包发起来。

@@ -17,7 +17,7 @@ from itertools import repeat
 from operator import mul
 
 from tasks.core.config import QualityConfig
-from tasks.ingest.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
+from tasks.core.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
 
 # Stripped from both ends of a whitespace token to get a word; a token made only of these is
 # no word at all (a dash between clauses, a lone bullet). Kept short: str.strip's cost grows
@@ -44,7 +44,7 @@ class DocView:
 
     @cached_property
     def words(self) -> list[str]:
-        """Lower-cased words (see `tasks.ingest.words`) without their edge punctuation; empty ones dropped."""
+        """Lower-cased words (see `tasks.core.words`) without their edge punctuation; empty ones dropped."""
         tokens = split_words(self.text.lower())
         return list(filter(None, map(str.strip, tokens, repeat(EDGE_PUNCTUATION))))
 
@@ -122,3 +122,22 @@ def setting(name: str, value: float, key: int | None = None) -> str:
     """How a user finds and overrides the threshold: 'ingest.quality.NAME=VALUE'."""
     index = f"[{key}]" if key is not None else ""
     return f"ingest.quality.{name}{index}={value:g}"
+
+
+def lines_over(view: DocView, count: int, what: str, name: str, cfg: QualityConfig) -> str | None:
+    """The rule shared by the line filters: `count` of the lines `what` (e.g. 'start with a
+    bullet'), as a share of all lines, must not pass the setting `name`."""
+    ratio, limit = share(count, len(view.lines)), getattr(cfg, name)
+    if ratio > limit:
+        return f"{count} of {len(view.lines)} lines {what} ({ratio:.2f}) > " + setting(name, limit)
+    return None
+
+
+def outside(value: float, shown: str, low: str, high: str, cfg: QualityConfig) -> str | None:
+    """The rule shared by the range filters: `value` (shown as `shown`) must lie between the
+    settings `low` and `high`."""
+    if value < getattr(cfg, low):
+        return f"{shown} < {setting(low, getattr(cfg, low))}"
+    if value > getattr(cfg, high):
+        return f"{shown} > {setting(high, getattr(cfg, high))}"
+    return None

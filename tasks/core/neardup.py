@@ -1,5 +1,8 @@
 """Semantic deduplication with FAISS: within a batch and against every earlier release.
 
+Shared by curation (which drops near-duplicates, of each other and of released rows) and
+publishing (which adds each release's new rows to the release index), so it lives in core.
+
 Vectors are unit-length, so inner product is cosine similarity. Below `ivf_threshold`
 vectors every pair is compared (exact); past it, vectors are clustered by k-means into about
 4·√n clusters and a vector is compared only with the members of its `nprobe` nearest
@@ -27,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.core.config import CurateConfig, FactoryConfig
 from tasks.core.errors import LakeError
 from tasks.core.lake import Lake
 
@@ -236,3 +240,14 @@ class ReleaseIndex:
         self._versions = np.concatenate([self._versions, np.full(len(ids), version, dtype=np.int64)])
         # index.json last: a crash before it leaves the version unindexed, and the next publish redoes it
         self.lake.write_bytes(f"{self.folder}/index.json", json.dumps(self.meta, indent=2).encode())
+
+
+def index_spec(cfg: CurateConfig) -> IndexSpec:
+    return IndexSpec(cfg.ivf_threshold, cfg.ivf_nprobe)
+
+
+def release_index(lake: Lake, cfg: FactoryConfig) -> ReleaseIndex | None:
+    """The index of the dataset's (publish.name) earlier releases, when curation dedups against them."""
+    if not cfg.curate.dedup_against_releases:
+        return None
+    return ReleaseIndex(lake, cfg.publish.name, index_spec(cfg.curate), cfg.embedder)

@@ -15,7 +15,7 @@ from typing import Callable
 import pyarrow as pa
 
 from tasks.core.config import FactoryConfig
-from tasks.core.context import StageContext
+from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.prompts import load_prompt
 from tasks.llm.cache import CachedEngine

@@ -10,9 +10,9 @@ import trafilatura
 
 from tasks.core.config import QualityConfig
 from tasks.core.errors import ConfigError
-from tasks.ingest import filters
-from tasks.ingest.filters import repetition
-from tasks.ingest.filters.base import DocView
+from tasks.core import filters
+from tasks.core.filters import repetition
+from tasks.core.filters.base import DocView
 from tasks.sample import PAGES
 
 CFG = QualityConfig()

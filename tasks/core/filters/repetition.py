@@ -13,7 +13,7 @@ positions are counted for n: in prose that set is nearly empty by n = 5, and the
 n-grams cost almost nothing.
 
 In a text mostly in a script written without spaces, where each character is a word (see
-`tasks.ingest.words`), an n-gram rule counts grams of about n words: 2n Chinese or Japanese
+`tasks.core.words`), an n-gram rule counts grams of about n words: 2n Chinese or Japanese
 characters, 4n Thai, Lao, Khmer or Burmese letters (`DocView.gram_scale`).
 """
 
@@ -23,7 +23,7 @@ from collections import Counter
 from operator import mul
 
 from tasks.core.config import QualityConfig
-from tasks.ingest.filters.base import DocView, Filter, setting, share
+from tasks.core.filters.base import DocView, Filter, lines_over, setting, share
 
 
 def _repeated_lines(view: DocView) -> tuple[int, int]:
@@ -47,12 +47,7 @@ def _count_repeated_lines(lines: list[str]) -> tuple[int, int]:
 
 def duplicate_lines(view: DocView, cfg: QualityConfig) -> str | None:
     count, _ = _repeated_lines(view)
-    ratio = share(count, len(view.lines))
-    if ratio > cfg.max_duplicate_lines:
-        return f"{count} of {len(view.lines)} lines repeat an earlier line ({ratio:.2f}) > " + setting(
-            "max_duplicate_lines", cfg.max_duplicate_lines
-        )
-    return None
+    return lines_over(view, count, "repeat an earlier line", "max_duplicate_lines", cfg)
 
 
 def duplicate_line_chars(view: DocView, cfg: QualityConfig) -> str | None:

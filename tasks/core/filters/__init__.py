@@ -1,4 +1,5 @@
-"""Quality filters for ingested documents: the registry, in the order they run, and `apply`.
+"""Quality filters for text: the registry, in the order they run, and `apply`. Ingest runs
+them on documents, curation's model-free checks on generated queries, so they live in core.
 
 Each filter is a named rule (see `base.Filter`) that keeps a document or drops it with a
 reason (the filter's name) and a readable detail. The rules follow Gopher, C4 and FineWeb;
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from tasks.core.config import QualityConfig
 from tasks.core.errors import ConfigError
-from tasks.ingest.filters import gopher, lines, repetition
-from tasks.ingest.filters.base import DocView, Filter
+from tasks.core.filters import gopher, lines, repetition
+from tasks.core.filters.base import DocView, Filter
 
 FILTERS: list[Filter] = [*gopher.FILTERS, *lines.FILTERS, *repetition.FILTERS]
 _NAMES = frozenset(f.name for f in FILTERS)

@@ -1,4 +1,4 @@
-"""Words of a text, in every script: the unit of ingest's word counts, quality rules and shingles.
+"""Words of a text, in every script: the unit of word counts, quality rules and shingles (ingest, curate).
 
 Most scripts separate words with spaces, and a whitespace split is their words. Chinese,
 Japanese, Thai, Lao, Khmer and Burmese are written without spaces: there a whitespace "word"

@@ -12,7 +12,7 @@ from collections import Counter
 from itertools import filterfalse
 
 from tasks.core.config import QualityConfig
-from tasks.ingest.filters.base import DocView, Filter, setting, share
+from tasks.core.filters.base import DocView, Filter, lines_over, outside, setting, share
 
 BULLETS = tuple("-*•‣⁃◦▪▫●○■□–—➢→")  # a line starting with one of these is a list item
 ELLIPSES = ("...", "…")
@@ -24,11 +24,7 @@ STOP_WORDS = frozenset(STOP_WORD_LIST)
 
 def word_count(view: DocView, cfg: QualityConfig) -> str | None:
     n = len(view.words)
-    if n < cfg.min_words:
-        return f"{n} words < {setting('min_words', cfg.min_words)}"
-    if n > cfg.max_words:
-        return f"{n} words > {setting('max_words', cfg.max_words)}"
-    return None
+    return outside(n, f"{n} words", "min_words", "max_words", cfg)
 
 
 def mean_word_length(view: DocView, cfg: QualityConfig) -> str | None:
@@ -38,11 +34,7 @@ def mean_word_length(view: DocView, cfg: QualityConfig) -> str | None:
     if not spaced or spaced * 2 < len(view.words):
         return None
     mean = view.spaced_chars / spaced
-    if mean < cfg.min_mean_word_length:
-        return f"mean word length {mean:.1f} < {setting('min_mean_word_length', cfg.min_mean_word_length)}"
-    if mean > cfg.max_mean_word_length:
-        return f"mean word length {mean:.1f} > {setting('max_mean_word_length', cfg.max_mean_word_length)}"
-    return None
+    return outside(mean, f"mean word length {mean:.1f}", "min_mean_word_length", "max_mean_word_length", cfg)
 
 
 def symbol_ratio(view: DocView, cfg: QualityConfig) -> str | None:
@@ -59,22 +51,12 @@ def symbol_ratio(view: DocView, cfg: QualityConfig) -> str | None:
 
 def bullet_lines(view: DocView, cfg: QualityConfig) -> str | None:
     bullets = sum(1 for line in view.lines if line.startswith(BULLETS))
-    ratio = share(bullets, len(view.lines))
-    if ratio > cfg.max_bullet_lines:
-        return f"{bullets} of {len(view.lines)} lines start with a bullet ({ratio:.2f}) > " + setting(
-            "max_bullet_lines", cfg.max_bullet_lines
-        )
-    return None
+    return lines_over(view, bullets, "start with a bullet", "max_bullet_lines", cfg)
 
 
 def ellipsis_lines(view: DocView, cfg: QualityConfig) -> str | None:
     cut = sum(1 for line in view.lines if line.endswith(ELLIPSES))
-    ratio = share(cut, len(view.lines))
-    if ratio > cfg.max_ellipsis_lines:
-        return f"{cut} of {len(view.lines)} lines end in an ellipsis ({ratio:.2f}) > " + setting(
-            "max_ellipsis_lines", cfg.max_ellipsis_lines
-        )
-    return None
+    return lines_over(view, cut, "end in an ellipsis", "max_ellipsis_lines", cfg)
 
 
 def _letterless_chars(counts: Counter) -> int:

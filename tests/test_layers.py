@@ -1,0 +1,51 @@
+"""The layers point one way: flows -> stages -> shards -> llm -> core. A stage never imports
+another stage, core imports nothing above it, and nothing in tasks/ imports Prefect. Every
+import counts, the ones inside functions too (a lazy import hides a cycle, it does not
+remove it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
+STAGES = ("ingest", "attribute", "synthesize", "curate", "respond", "publish")
+BELOW = {  # package -> the packages of tasks/ it may import besides itself
+    "core": set(),
+    "llm": {"core"},
+    "shards": {"core", "llm"},
+    "sample": set(),
+    **{stage: {"core", "llm", "shards", "sample"} for stage in STAGES},
+}
+
+
+def _imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+    return found
+
+
+def test_every_package_of_tasks_has_a_layer():
+    packages = {p.name for p in TASKS.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages <= set(BELOW), f"no layer for {packages - set(BELOW)}: add it to BELOW"
+
+
+@pytest.mark.parametrize("package", sorted(BELOW))
+def test_imports_point_down(package):
+    wrong = []
+    for path in sorted((TASKS / package).rglob("*.py")):
+        for module in _imports(path):
+            top = module.split(".")[0]
+            if top == "prefect" or top == "flows":
+                wrong.append(f"{path.relative_to(TASKS)} imports {module}")
+            elif top == "tasks" and "." in module:
+                target = module.split(".")[1]
+                if target != package and target not in BELOW[package]:
+                    wrong.append(f"{path.relative_to(TASKS)} imports {module}")
+    assert not wrong, "\n".join(wrong)
