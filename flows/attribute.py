@@ -20,8 +20,10 @@ def index_documents(config: FactoryConfig) -> int:
 @flow(name="attribute")
 def attribute_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
-    specs, bad = seed_specs(config)
+    specs, bad, detected = seed_specs(config)
     log = get_run_logger()
+    for source, how in detected.items():
+        log.info("attribute: seeds %s: %s", source, how)
     log.info("attribute: %d valid seeds in %d shards, %d bad seed lines", sum(s.rows.num_rows for s in specs), len(specs), len(bad))
     log.info("attribute: indexed %d documents for retrieval", index_documents(config))
     extra = ()

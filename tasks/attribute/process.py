@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from tasks.attribute.outputs import Grounding, SeedAnalysis
 from tasks.attribute.retrieve import best_documents, load_index
-from tasks.attribute.seeds import load_seeds
+from tasks.attribute.seeds import read_seeds
 from tasks.core.config import FactoryConfig
 from tasks.core.context import StageContext
 from tasks.core.lake import Lake, StageResult
@@ -114,15 +114,17 @@ def prepare(ctx: StageContext) -> None:
     ctx.extras.update(index=index, index_ids=ids, documents={d["id"]: d for d in docs})
 
 
-def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict]]:
-    """Shards of valid seeds, and the rejected seed lines (written as shard 'bad-seeds')."""
-    seeds, bad = load_seeds(resolve(cfg.attribute.seeds, SEEDS))
+def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict], dict[str, str]]:
+    """Shards of valid seeds, the rejected seed rows (written as shard 'bad-seeds'), and how
+    each seed file was mapped (file -> prompt/id columns)."""
+    found = read_seeds(resolve(cfg.attribute.seeds, SEEDS), cfg.attribute.seed_fields.model_dump())
+    seeds, bad = found.seeds, found.rejected
     specs = []
     for start in range(0, len(seeds), cfg.shard_size):
         chunk = seeds[start : start + cfg.shard_size]
         input_id = hashlib.sha256(json.dumps(chunk, sort_keys=True).encode()).hexdigest()[:16]
         specs.append(ShardSpec(f"{start // cfg.shard_size:05d}", input_id, rows=pa.Table.from_pylist(chunk)))
-    return specs, bad
+    return specs, bad, found.detected
 
 
 def write_bad_seeds(lake: Lake, bad: list[dict], digest: str) -> dict:

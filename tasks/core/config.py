@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import ConfigError
+from tasks.core.attribute_config import AttributeSources, BenchmarkSources, PromptFields, SearchConfig  # noqa: F401
 from tasks.core.respond_config import RespondConfig, Section as _Section
 
 
@@ -190,8 +191,8 @@ class IngestConfig(_Section):
         return [value] if isinstance(value, str) else value
 
 
-class AttributeConfig(_Section):
-    seeds: str = Field("sample", description="JSONL file of seed instructions (id, prompt); 'sample' is bundled.")
+class AttributeConfig(AttributeSources):
+    seeds: str = Field("sample", description="Seed instructions: file, folder, glob, fsspec URL or hf:DATASET (see README); 'sample' is bundled.")
     max_keywords: int = Field(5, description="The method extracts at most 5 keywords per seed.")
     document_tokens: int = Field(
         1024, description="Grounding documents are cut to this many tokens in the prompt."
@@ -232,7 +233,7 @@ class SynthesizeConfig(_Section):
     )
 
 
-class CurateConfig(_Section):
+class CurateConfig(BenchmarkSources):
     min_score: int = Field(0, ge=0, le=7, description="Drop queries whose total score is below this.")
     dedup_threshold: float = Field(
         0.92, gt=0, le=1, description="Cosine similarity at or above which two queries are duplicates."
@@ -248,10 +249,10 @@ class CurateConfig(_Section):
     )
     benchmarks: list[str] = Field(
         default_factory=list,
-        description="Benchmark prompt files (JSONL, Parquet or CSV) to decontaminate against; "
-        "the file name is the benchmark's name in reports.",
+        description="Benchmark prompts to decontaminate against: files, folders, globs, fsspec URLs or hf:DATASET, "
+        "in the seed shapes (every user turn counts); the file name is the benchmark's name in reports.",
     )
-    benchmark_column: str = Field("prompt", description="Column holding the prompt in benchmark files.")
+    benchmark_column: str | None = Field(None, description="Shorthand for benchmark_fields.prompt (unset: detected).")
     contamination_ngram: int = Field(
         13, ge=3, description="A shared run of this many words with a benchmark prompt is contamination."
     )
