@@ -14,7 +14,7 @@ from tasks.core.lake import Lake
 
 @task(cache_policy=NONE)
 def index_documents(config: FactoryConfig) -> int:
-    return build_index(Lake(config.lake), config.embedder)
+    return build_index(Lake(config.lake), config.embedder, config.attribute.retrieval)
 
 
 @flow(name="attribute")

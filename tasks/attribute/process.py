@@ -16,7 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from tasks.attribute.outputs import Grounding, SeedAnalysis
-from tasks.attribute.retrieve import best_documents, load_index
+from tasks.attribute.grounding import find_documents, prepare as prepare_retrieval
+from tasks.attribute.retrieve import load_index
 from tasks.attribute.seeds import read_seeds
 from tasks.core.config import FactoryConfig
 from tasks.core.context import StageContext
@@ -72,7 +73,9 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
             ok.append((seed, parsed.value))
 
     queries = [f"{a.intent} {' '.join(a.keywords)}" for _, a in ok]
-    hits = best_documents(ctx.extras["index"], ctx.extras["index_ids"], queries, ctx.cfg.embedder)
+    found = find_documents(ctx, ok, queries)  # by attribute.retrieval; a seed may find nothing
+    ok, hits, how = found.kept, found.hits, found.info
+    rejected += found.rejected
     documents = ctx.extras["documents"]
     budget = ctx.cfg.attribute.document_tokens
     pairs = [
@@ -97,6 +100,7 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
                 "document_url": doc["url"],
                 "document_text": doc["text"],
                 "retrieval_score": score,
+                **how[seed["id"]],
                 "scene": parsed.value.scene,
                 "query_compositions": parsed.value.query_compositions.model_dump(),
                 "model": ctx.model_name,
@@ -112,6 +116,7 @@ def prepare(ctx: StageContext) -> None:
     index, ids = load_index(ctx.lake)
     docs = ctx.lake.read("documents").select(["id", "url", "title", "text"]).to_pylist()
     ctx.extras.update(index=index, index_ids=ids, documents={d["id"]: d for d in docs})
+    prepare_retrieval(ctx)
 
 
 def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict], dict[str, str]]:
