@@ -10,6 +10,7 @@ from tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
 from tasks.attribute.retrieve import build_index
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
+from tasks.ingest.dedup import apply_drops, find_duplicates
 
 
 @task(cache_policy=NONE)
@@ -30,4 +31,8 @@ def attribute_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     if bad:
         write_bad_seeds(lake, bad, STAGE_SPEC.digest(config))
         extra = ("bad-seeds",)
-    return run_stage(STAGE_SPEC, specs, config, extra_shards=extra)
+    report = run_stage(STAGE_SPEC, specs, config, extra_shards=extra)
+    if config.attribute.retrieval == "search":  # shards may have fetched the same page: dedup as ingest does
+        dropped = apply_drops(lake, find_duplicates(lake, config.ingest.dedup))
+        log.info("attribute: search pages joined the documents; %d duplicates of earlier pages moved to rejected", dropped)
+    return report

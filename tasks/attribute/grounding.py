@@ -128,7 +128,8 @@ def _search(ctx: StageContext, pairs: list) -> Found:
                 if outcome is not None:
                     page_rejections.setdefault(hit.url, {**outcome, "record": _with_query(outcome["record"], query)})
                 continue
-            docs.setdefault(outcome["id"], {**outcome, "search_query": query})
+            if outcome["id"] not in ctx.extras["documents"]:  # a page the corpus has is not added twice
+                docs.setdefault(outcome["id"], {**outcome, "search_query": query})
             chosen = chosen or (hit, outcome)
         if chosen is None:
             detail = f"the search for {query!r} returned {len(hits)} hit(s)" + (
@@ -138,7 +139,7 @@ def _search(ctx: StageContext, pairs: list) -> Found:
         hit, doc = chosen
         found.add(pair, doc["id"], 0.0, 1.0 / hit.rank,
                   {"retrieval": "search", "retrieval_provider": provider.name, "retrieval_query": query})
-    _cosines(ctx, found, docs)
+    _cosines(ctx, found, {**ctx.extras["documents"], **docs})
     ctx.extras["documents"].update({i: {k: d[k] for k in ("id", "url", "title", "text")} for i, d in docs.items()})
     _write_documents(ctx, list(docs.values()), list(page_rejections.values()), [s for s, _ in pairs])
     return found
