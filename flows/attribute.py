@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
@@ -10,22 +12,33 @@ from tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
 from tasks.attribute.retrieve import build_index
 from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
+from tasks.ingest.dedup import apply_drops, find_duplicates
+from tasks.ingest.web import fetch_documents
+
+# search mode grounds seeds in pages fetched and cleaned as ingest does
+STAGE = replace(STAGE_SPEC, services={"fetch_documents": fetch_documents})
 
 
 @task(cache_policy=NONE)
 def index_documents(config: FactoryConfig) -> int:
-    return build_index(Lake(config.lake), config.embedder)
+    return build_index(Lake(config.lake), config.embedder, config.attribute.retrieval)
 
 
 @flow(name="attribute")
 def attribute_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
-    specs, bad = seed_specs(config)
+    specs, bad, detected = seed_specs(config)
     log = get_run_logger()
+    for source, how in detected.items():
+        log.info("attribute: seeds %s: %s", source, how)
     log.info("attribute: %d valid seeds in %d shards, %d bad seed lines", sum(s.rows.num_rows for s in specs), len(specs), len(bad))
     log.info("attribute: indexed %d documents for retrieval", index_documents(config))
     extra = ()
     if bad:
         write_bad_seeds(lake, bad, STAGE_SPEC.digest(config))
         extra = ("bad-seeds",)
-    return run_stage(STAGE_SPEC, specs, config, extra_shards=extra)
+    report = run_stage(STAGE, specs, config, extra_shards=extra)
+    if config.attribute.retrieval == "search":  # shards may have fetched the same page: dedup as ingest does
+        dropped = apply_drops(lake, find_duplicates(lake, config.ingest.dedup))
+        log.info("attribute: search pages joined the documents; %d duplicates of earlier pages moved to rejected", dropped)
+    return report

@@ -112,7 +112,7 @@ def ingest(sources: Optional[list[str]] = typer.Argument(
 
 
 @app.command()
-def attribute(seeds: Optional[str] = typer.Option(None, help="JSONL file of seeds (id, prompt)."),
+def attribute(seeds: Optional[str] = typer.Option(None, help="Seeds: file, folder, glob, fsspec URL or hf:DATASET (JSONL, JSON, Parquet, CSV; see README)."),
               config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Ground seed instructions in the ingested documents (demonstrations)."""
     from flows.attribute import attribute_flow

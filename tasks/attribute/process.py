@@ -16,8 +16,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from tasks.attribute.outputs import Grounding, SeedAnalysis
-from tasks.attribute.retrieve import best_documents, load_index
-from tasks.attribute.seeds import load_seeds
+from tasks.attribute.grounding import find_documents, prepare as prepare_retrieval
+from tasks.attribute.retrieve import load_index
+from tasks.attribute.seeds import read_seeds
 from tasks.core.config import FactoryConfig
 from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
@@ -74,11 +75,11 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
             ok.append((seed, parsed.value))
 
     queries = [f"{a.intent} {' '.join(a.keywords)}" for _, a in ok]
-    hits = best_documents(ctx.extras["index"], ctx.extras["index_ids"], queries, ctx.cfg.embedder)
-    floor = ctx.cfg.attribute.min_retrieval_score
-    grounded = []
-    for (seed, analysis), (doc_id, score) in zip(ok, hits):
-        if score < floor:
+    found = find_documents(ctx, ok, queries)  # by attribute.retrieval; a seed may find nothing
+    rejected += found.rejected
+    how, floor, grounded = found.info, ctx.cfg.attribute.min_retrieval_score, []
+    for (seed, analysis), (doc_id, score) in zip(found.kept, found.hits):
+        if score < floor:  # the dense cosine in every mode: an unrelated top hit is no grounding
             detail = f"best document {doc_id} scores {score:.3f} < attribute.min_retrieval_score={floor:g}"
             rejected.append(rejection(STAGE, "no_grounding_document", detail, seed["id"], {**seed, "keywords": analysis.keywords}))
         else:
@@ -108,6 +109,7 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
                 "document_url": doc["url"],
                 "document_text": doc["text"],
                 "retrieval_score": score,
+                **how[seed["id"]],
                 "scene": parsed.value.scene,
                 "query_compositions": parsed.value.query_compositions.model_dump(),
                 "model": ctx.model_name,
@@ -123,22 +125,26 @@ def prepare(ctx: StageContext) -> None:
     index, ids = load_index(ctx.lake)
     docs = ctx.lake.read("documents").select(["id", "url", "title", "text"]).to_pylist()
     ctx.extras.update(index=index, index_ids=ids, documents={d["id"]: d for d in docs})
+    prepare_retrieval(ctx)
 
 
-def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict]]:
-    """Shards of valid seeds, and the rejected seed lines (written as shard 'bad-seeds').
+def seed_specs(cfg: FactoryConfig) -> tuple[list[ShardSpec], list[dict], dict[str, str]]:
+    """Shards of valid seeds, the rejected seed rows (written as shard 'bad-seeds'), and how
+    each seed file was mapped (file -> prompt/id columns).
 
     A shard's input is its seeds and the corpus they are grounded in: when documents are
     added, every seed is matched again (keywords come from the LLM cache) and only the seeds
-    whose best document changed are grounded anew."""
-    seeds, bad = load_seeds(resolve(cfg.attribute.seeds, SEEDS))
-    corpus = dataset_identity(Lake(cfg.lake), "documents")
+    whose best document changed are grounded anew. In search mode the corpus is the web, and
+    the pages the search added are not an input."""
+    found = read_seeds(resolve(cfg.attribute.seeds, SEEDS), cfg.attribute.seed_fields.model_dump())
+    seeds, bad = found.seeds, found.rejected
+    corpus = "search" if cfg.attribute.retrieval == "search" else dataset_identity(Lake(cfg.lake), "documents")
     specs = []
     for start in range(0, len(seeds), cfg.shard_size):
         chunk = seeds[start : start + cfg.shard_size]
         input_id = hashlib.sha256(json.dumps([corpus, chunk], sort_keys=True).encode()).hexdigest()[:16]
         specs.append(ShardSpec(f"{start // cfg.shard_size:05d}", input_id, rows=pa.Table.from_pylist(chunk)))
-    return specs, bad
+    return specs, bad, found.detected
 
 
 def write_bad_seeds(lake: Lake, bad: list[dict], digest: str) -> dict:

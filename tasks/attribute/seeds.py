@@ -1,60 +1,59 @@
-"""Reading seed instructions: JSONL with `id` and `prompt`, every bad line rejected by name.
+"""Reading seed instructions from the files users have: every shape `tasks.core.prompt_files`
+knows (JSONL/JSON/Parquet/CSV, folders, globs, hf: datasets, fsspec URLs), every bad row
+rejected by name.
 
-A bad line never stops the run: it becomes a rejection that names the file, the line and
-what was wrong. Only a file with no usable seed at all is an error.
+A bad row never stops the run: it becomes a rejection that names the file, the row and what
+was wrong. Only a source with no usable seed at all is an error.
 """
 
 from __future__ import annotations
 
-import json
-import os
+from dataclasses import dataclass, field
 
 from tasks.core.errors import InputError, SeedFileError
+from tasks.core.prompt_files import read_prompts
 from tasks.core.records import rejection
 
 STAGE = "attribute"
 MAX_PROMPT_CHARS = 20_000  # a seed longer than this is a document, not an instruction
+FLAG = "attribute.seed_fields"
 
 
-def _check(obj, where: str) -> str | None:
-    if not isinstance(obj, dict):
-        return f"{where}: expected a JSON object with 'id' and 'prompt', got {type(obj).__name__}"
-    seed_id, prompt = obj.get("id"), obj.get("prompt")
-    if seed_id is None or (isinstance(seed_id, str) and not seed_id.strip()):
-        return f"{where}: missing 'id'"
-    if not isinstance(seed_id, (str, int)) or isinstance(seed_id, bool):
-        return f"{where}: 'id' must be a string or an integer"
-    if not isinstance(prompt, str) or not prompt.strip():
-        return f"{where}: missing or empty 'prompt' (a non-empty string)"
-    if len(prompt) > MAX_PROMPT_CHARS:
-        return f"{where}: 'prompt' has {len(prompt)} characters, over {MAX_PROMPT_CHARS}"
-    return None
+@dataclass
+class SeedFile:
+    seeds: list[dict]  # {"id", "prompt"}
+    rejected: list[dict]
+    detected: dict[str, str] = field(default_factory=dict)  # file -> the mapping used
 
 
-def load_seeds(path: str) -> tuple[list[dict], list[dict]]:
-    """(seeds, rejections). Raises when the file is missing or holds no usable seed."""
-    if not os.path.isfile(path):
-        raise InputError(f"Seed file '{path}' does not exist: give a JSONL file with 'id' and 'prompt'.")
-    seeds, rejected, seen = [], [], set()
-    with open(path, encoding="utf-8-sig", errors="replace") as f:  # -sig: a byte-order mark is not part of line 1
-        for n, line in enumerate(f, start=1):
-            where = f"{path}:{n}"
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                rejected.append(rejection(STAGE, "bad_seed", f"{where}: not valid JSON ({e.msg})", where, line[:2000]))
-                continue
-            problem = _check(obj, where)
-            if problem is None and str(obj["id"]) in seen:
-                problem = f"{where}: duplicate id '{obj['id']}'"
-            if problem:
-                rejected.append(rejection(STAGE, "bad_seed", problem, where, obj))
-                continue
-            seen.add(str(obj["id"]))
-            seeds.append({"id": str(obj["id"]), "prompt": obj["prompt"].strip()})
+def read_seeds(source: str, fields: dict | None = None) -> SeedFile:
+    """Seeds (id, first user turn) of every file of `source`; raises when none is usable."""
+    try:
+        found = read_prompts(source, fields or {}, "seed instructions", FLAG, STAGE, "bad_seed")
+    except SeedFileError:
+        raise
+    except InputError as e:
+        raise SeedFileError(f"Seeds: {e}") from e
+    seeds, rejected, seen = [], list(found.rejected), set()
+    for row in found.rows:
+        prompt, where = row["prompts"][0], row["where"]
+        problem = None
+        if len(prompt) > MAX_PROMPT_CHARS:
+            problem = f"{where}: the prompt has {len(prompt)} characters, over {MAX_PROMPT_CHARS}"
+        elif row["id"] in seen:
+            problem = f"{where}: " + ("the same prompt as an earlier row" if row["derived_id"] else f"duplicate id '{row['id']}'")
+        if problem:
+            rejected.append(rejection(STAGE, "bad_seed", problem, where, {"id": row["id"], "prompt": prompt[:2000]}))
+            continue
+        seen.add(row["id"])
+        seeds.append({"id": row["id"], "prompt": prompt})
     if not seeds:
-        first = "; ".join(r["detail"] for r in rejected[:3]) or "the file is empty"
-        raise SeedFileError(f"Seed file '{path}' has no usable seed ({len(rejected)} bad lines): {first}")
-    return seeds, rejected
+        first = "; ".join(r["detail"] for r in rejected[:3]) or "it holds no rows"
+        raise SeedFileError(f"Seeds '{source}' hold no usable seed ({len(rejected)} bad rows): {first}")
+    return SeedFile(seeds, rejected, found.detected)
+
+
+def load_seeds(source: str, fields: dict | None = None) -> tuple[list[dict], list[dict]]:
+    """(seeds, rejections). Raises when the source is missing or holds no usable seed."""
+    found = read_seeds(source, fields)
+    return found.seeds, found.rejected

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from tasks.core.errors import ConfigError
+from tasks.core.attribute_config import AttributeSources, BenchmarkSources, PromptFields, SearchConfig  # noqa: F401
 from tasks.core.method_config import CurateConfig, SynthesizeConfig
 from tasks.core.respond_config import RespondConfig, Section as _Section
 
@@ -191,8 +192,8 @@ class IngestConfig(_Section):
         return [value] if isinstance(value, str) else value
 
 
-class AttributeConfig(_Section):
-    seeds: str = Field("sample", description="JSONL file of seed instructions (id, prompt); 'sample' is bundled.")
+class AttributeConfig(AttributeSources):
+    seeds: str = Field("sample", description="Seed instructions: file, folder, glob, fsspec URL or hf:DATASET (see README); 'sample' is bundled.")
     max_keywords: int = Field(5, description="The method extracts at most 5 keywords per seed.")
     document_tokens: int = Field(
         1024, description="Grounding documents are cut to this many tokens in the prompt."

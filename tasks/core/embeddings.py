@@ -38,6 +38,10 @@ def embed(texts: list[str], model: str = "bundled", batch_size: int = 64) -> np.
     return np.asarray(vecs, dtype=np.float32)
 
 
+def passage(title: str, text: str) -> str:
+    """A document's title and the opening of its text: the part embedded for it."""
+    return f"{title}\n{text[:PASSAGE_CHARS]}"
+
+
 def passages(docs: pa.Table) -> list[str]:
-    """Each document's title and the opening of its text, the part embedded for it."""
-    return [f"{t}\n{x[:PASSAGE_CHARS]}" for t, x in zip(docs.column("title").to_pylist(), docs.column("text").to_pylist())]
+    return [passage(t, x) for t, x in zip(docs.column("title").to_pylist(), docs.column("text").to_pylist())]

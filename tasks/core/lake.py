@@ -180,7 +180,8 @@ class Lake:
             raise LakeError(
                 f"The lake {self.url} has no '{dataset}' dataset yet: run the stage that writes it first."
             )
-        return pa.concat_tables([self.read_shard(dataset, s, rejected=rejected) for s in shards])
+        # promote: shards written before a column was added read it as null
+        return pa.concat_tables([self.read_shard(dataset, s, rejected=rejected) for s in shards], promote_options="default")
 
     def prune(self, dataset: str, keep: set[str]) -> list[str]:
         """Remove shards not in `keep` (left by an earlier run with other input), sidecars included."""

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from tasks.core.attribute_config import BenchmarkSources
 from tasks.core.respond_config import Section as _Section
 
 
@@ -101,7 +102,7 @@ class QueryChecks(_Section):
     copy_ngram: int = Field(8, ge=3, description="Words in a run that counts as copied from the document.")
 
 
-class CurateConfig(_Section):
+class CurateConfig(BenchmarkSources):
     min_score: int = Field(0, ge=0, le=7, description="Drop queries whose total score is below this.")
     dedup_threshold: float = Field(
         0.92, gt=0, le=1, description="Cosine similarity at or above which two queries are duplicates."
@@ -117,10 +118,10 @@ class CurateConfig(_Section):
     )
     benchmarks: list[str] = Field(
         default_factory=list,
-        description="Benchmark prompt files (JSONL, Parquet or CSV) to decontaminate against; "
-        "the file name is the benchmark's name in reports.",
+        description="Benchmark prompts to decontaminate against: files, folders, globs, fsspec URLs or hf:DATASET, "
+        "in the seed shapes (every user turn counts); the file name is the benchmark's name in reports.",
     )
-    benchmark_column: str = Field("prompt", description="Column holding the prompt in benchmark files.")
+    benchmark_column: str | None = Field(None, description="Shorthand for benchmark_fields.prompt (unset: detected).")
     contamination_ngram: int = Field(
         13, ge=3, description="A shared run of this many words with a benchmark prompt is contamination."
     )

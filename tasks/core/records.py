@@ -49,6 +49,7 @@ DOCUMENTS = _schema(
     ("source_offset", pa.int64(), "Byte offset of the WARC record, or row/line number in a table file; null otherwise."),
     ("fetch_time", pa.timestamp("s", tz="UTC"), "When the page was fetched (crawl, WARC date) or read (file mtime)."),
     ("n_words", pa.int32(), "Word count of the main text, one word per character in Chinese, Japanese, Thai and other scripts written without spaces (quality signal)."),
+    ("search_query", pa.string(), "For source 'search': the web search query (a seed's keywords) whose hit this page was; null otherwise."),
 )
 
 PAGES = _schema(
@@ -67,7 +68,11 @@ DEMONSTRATIONS = _schema(
     ("document_id", pa.string(), "Id of the grounding document."),
     ("document_url", pa.string(), "URL of the grounding document."),
     ("document_text", pa.string(), "The grounding document text, cut to the attribution budget."),
-    ("retrieval_score", pa.float32(), "Cosine similarity between keywords and document."),
+    ("retrieval_score", pa.float32(), "Dense cosine similarity between the retrieval query and the document, whatever the mode chose it."),
+    ("retrieval", pa.string(), "Retrieval mode that chose the document: dense, bm25, hybrid or search (attribute.retrieval)."),
+    ("retrieval_provider", pa.string(), "What retrieved it: faiss, bm25s, faiss+bm25s, or the search provider as kind:host."),
+    ("retrieval_query", pa.string(), "The text retrieval was given: intent and keywords (corpus modes), the keywords (search)."),
+    ("retrieval_rank_score", pa.float32(), "What the mode ranked by: cosine (dense), BM25 score (bm25), reciprocal-rank fusion sum (hybrid), 1/rank among the search hits (search)."),
     ("scene", pa.string(), "User identity and motivation linking the document to the seed."),
     ("query_compositions", COMPOSITIONS, "What the seed needs: ability, knowledge, extra_information, output."),
     ("model", pa.string(), "Model that wrote intent, keywords, scene and compositions."),

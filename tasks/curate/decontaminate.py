@@ -3,26 +3,29 @@
 Two tests, as in common practice: a shared run of `contamination_ngram` words (13 by
 default, on lowercased word tokens), and embedding similarity at or above
 `contamination_similarity` (which also catches paraphrases and prompts shorter than the
-n-gram). Each hit names the benchmark, so the report can count hits per benchmark.
+n-gram). Each hit names the benchmark, so the report can count hits per benchmark. Benchmarks are read
+in every shape seeds are (`tasks.core.prompt_files`), and every user turn of a multi-turn
+benchmark (MT-Bench's `turns`, chat messages) is registered, not only the first.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
+from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pcsv
-import pyarrow.json as pjson
-import pyarrow.parquet as pq
 
+from tasks.core.config import CurateConfig
 from tasks.core.embeddings import embed
-from tasks.core.errors import InputError
+from tasks.core.prompt_files import PromptFile, file_name, read_prompts
 
 _WORD = re.compile(r"\w+")
+STAGE = "curate"
+FLAG = "curate.benchmark_fields"
+log = logging.getLogger("synthq.curate")
 
 
 def ngrams(text: str, n: int) -> set[int]:
@@ -30,23 +33,21 @@ def ngrams(text: str, n: int) -> set[int]:
     return {hash(tuple(words[i : i + n])) for i in range(len(words) - n + 1)}
 
 
-def load_benchmark(path: str, column: str) -> list[str]:
-    """Prompts of one benchmark file; a clear error when the file or column is missing."""
-    p = Path(path)
-    readers = {".jsonl": pjson.read_json, ".json": pjson.read_json, ".parquet": pq.read_table, ".csv": pcsv.read_csv}
-    if not p.is_file():
-        raise InputError(f"Benchmark file '{p}' does not exist.")
-    if p.suffix.lower() not in readers:
-        raise InputError(f"Benchmark file '{p}' must be .jsonl, .parquet or .csv.")
-    try:
-        data = p.read_bytes()
-        source = data if p.suffix.lower() == ".parquet" else data.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark
-        tbl: pa.Table = readers[p.suffix.lower()](pa.BufferReader(source))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise InputError(f"Benchmark file '{p}' cannot be read: {e}") from e
-    if column not in tbl.column_names:
-        raise InputError(f"Benchmark file '{p}' has no '{column}' column (it has {tbl.column_names[:8]}); set curate.benchmark_column.")
-    return [str(x) for x in tbl.column(column).to_pylist() if x]
+def read_benchmark(source: str, fields: dict) -> PromptFile:
+    """Every user turn of every row of a benchmark source (any shape `prompt_files` reads),
+    with the rows that map to nothing as rejections; a clear error when nothing maps."""
+    return read_prompts(source, fields, "benchmark prompts", FLAG, STAGE, "bad_benchmark_row")
+
+
+def benchmark_fields(cfg: CurateConfig) -> dict:
+    """curate.benchmark_fields, with curate.benchmark_column as the prompt column when set."""
+    fields = cfg.benchmark_fields.model_dump()
+    return {**fields, "prompt": cfg.benchmark_column} if cfg.benchmark_column else fields
+
+
+def load_benchmark(path: str, column: str | None = None) -> list[str]:
+    """Prompts of one benchmark source, every turn; `column` names the prompt column (else detected)."""
+    return [p for row in read_benchmark(path, {"prompt": column} if column else {}).rows for p in row["prompts"]]
 
 
 @dataclass
@@ -55,20 +56,28 @@ class Benchmarks:
     grams: dict[int, str]  # n-gram hash -> benchmark name
     index: faiss.Index
     n: int
+    unusable: dict[str, int] = field(default_factory=dict)  # benchmark -> rows that mapped to no prompt
 
     @classmethod
-    def load(cls, paths: list[str], column: str, n: int, embedder: str) -> "Benchmarks":
-        names, prompts, grams = [], [], {}
+    def load(cls, paths: list[str], fields: dict, n: int, embedder: str) -> "Benchmarks":
+        names, prompts, grams, unusable = [], [], {}, Counter()
         for path in paths:
-            name = Path(path).stem
-            for prompt in load_benchmark(path, column):
-                names.append(name)
-                prompts.append(prompt)
-                grams.update(dict.fromkeys(ngrams(prompt, n), name))
+            found = read_benchmark(path, fields)
+            for uri, how in found.detected.items():
+                log.info("benchmark %s: %s", uri, how)
+            for bad in found.rejected:
+                log.warning("benchmark row not used: %s", bad["detail"])
+            unusable.update({file_name(uri): n for uri, n in found.bad_rows.items()})
+            for row in found.rows:
+                name = file_name(row["file"])
+                for prompt in row["prompts"]:
+                    names.append(name)
+                    prompts.append(prompt)
+                    grams.update(dict.fromkeys(ngrams(prompt, n), name))
         vecs = embed(prompts, embedder)
         index = faiss.IndexFlatIP(vecs.shape[1])
         index.add(vecs)
-        return cls(names, grams, index, n)
+        return cls(names, grams, index, n, dict(unusable))
 
     def hits(self, queries: list[str], vecs: np.ndarray, threshold: float) -> list[tuple[str, str, str] | None]:
         """Per query: None, or (reason, benchmark, detail)."""

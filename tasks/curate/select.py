@@ -26,7 +26,7 @@ from tasks.shards.context import StageContext
 from tasks.core.lake import Lake, StageResult
 from tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
 from tasks.shards.stage import ShardSpec, Stage
-from tasks.curate.decontaminate import Benchmarks
+from tasks.curate.decontaminate import Benchmarks, benchmark_fields
 from tasks.core.records import CURATED, REJECTED, rejection, table
 
 STAGE = "curate"
@@ -75,8 +75,10 @@ def k_center(vecs: np.ndarray, k: int) -> list[int]:
     return sorted(chosen)
 
 
-def _decontaminate(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, embedder: str, rejected: list[dict]):
-    bench = Benchmarks.load(cfg.benchmarks, cfg.benchmark_column, cfg.contamination_ngram, embedder)
+def _decontaminate(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, embedder: str, rejected: list[dict], stats: dict):
+    bench = Benchmarks.load(cfg.benchmarks, benchmark_fields(cfg), cfg.contamination_ngram, embedder)
+    if bench.unusable:  # rows of a benchmark file that hold no prompt: counted, not silently skipped
+        stats["benchmark_rows_unusable"] = bench.unusable
     verdicts = bench.hits([r["query"] for r in rows], vecs, cfg.contamination_similarity)
     hits: Counter = Counter()
     for row, verdict in zip(rows, verdicts):
@@ -131,7 +133,7 @@ def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int, releas
     vecs = embed([r["query"] for r in rows], embedder)
     stats: dict = {}
     if cfg.benchmarks:
-        rows, vecs, stats["contamination_hits"] = _decontaminate(rows, vecs, cfg, embedder, rejected)
+        rows, vecs, stats["contamination_hits"] = _decontaminate(rows, vecs, cfg, embedder, rejected, stats)
     survivors, vecs, stats["near_duplicates"] = _dedup(rows, vecs, cfg, seed, rejected)
     if release:
         survivors, vecs, stats["duplicates_of_release"] = _dedup_against_releases(survivors, vecs, cfg, release, released, rejected)

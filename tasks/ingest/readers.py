@@ -22,6 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from tasks.core.config import IngestConfig
 from tasks.core.errors import InputError
+from tasks.core.files import load_hf
 from tasks.core.records import rejection
 from tasks.ingest.raw import RawPage
 
@@ -281,39 +282,6 @@ def read_table(unit: dict, cfg: IngestConfig, stats: dict) -> Iterator[Item]:
 
 
 # --- Hugging Face datasets ----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def hub_offline():
-    """No request to the Hub while loading: only datasets saved or cached locally are read."""
-    import datasets.config
-    import huggingface_hub.constants as hub
-
-    saved = datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE
-    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved
-
-
-def load_hf(target: str):
-    """A dataset saved with save_to_disk (folder or fsspec URL), else a name in the offline cache."""
-    import datasets
-
-    fs, path = fsspec.core.url_to_fs(target)
-    if fs.exists(path):
-        return datasets.load_from_disk(target)
-    try:
-        with hub_offline():
-            return datasets.load_dataset(target)
-    except Exception as e:
-        raise InputError(
-            f"hf:{target} is neither a folder written by save_to_disk nor a dataset in the local Hugging "
-            f"Face cache ({datasets.config.HF_DATASETS_CACHE}). Only local or cached datasets work here: "
-            f"save it with `Dataset.save_to_disk(PATH)` and give hf:PATH, or load it once where the Hub "
-            f"is reachable so it is cached. ({type(e).__name__}: {e})"[:1200]
-        ) from e
 
 
 def split_hf_uri(uri: str) -> tuple[str, str | None]:

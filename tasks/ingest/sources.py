@@ -24,6 +24,7 @@ import fsspec
 import pyarrow.parquet as pq
 
 from tasks.core.config import IngestConfig
+from tasks.core import files
 from tasks.core.errors import InputError
 from tasks.ingest.readers import BOM, EXPECTED, check_columns, file_uri, load_hf, open_lines
 from tasks.sample import PAGES
@@ -113,20 +114,8 @@ def read_seed_file(path: str) -> list[str]:
 
 def list_files(source: str) -> tuple[fsspec.AbstractFileSystem, dict[str, dict]]:
     """Every file a folder (recursively), glob or file names, with its fsspec info."""
-    fs, path = fsspec.core.url_to_fs(source)
-    if any(c in path for c in "*?["):
-        infos = {}
-        for name, info in fs.glob(path, detail=True).items():
-            infos.update(fs.find(name, detail=True) if info["type"] == "directory" else {name: info})
-        return fs, infos
-    if fs.isdir(path):
-        return fs, fs.find(path, detail=True)
-    if fs.isfile(path):
-        return fs, {path: fs.info(path)}
-    raise InputError(
-        f"Source '{source}' does not exist. Give a folder, glob or file of {EXPECTED}; hf:PATH or "
-        "hf:NAME for a Hugging Face dataset; an http(s) URL or urls:FILE to crawl; or 'sample'."
-    )
+    return files.list_files(source, f"Give a folder, glob or file of {EXPECTED}; hf:PATH or hf:NAME for a Hugging "
+                            "Face dataset; an http(s) URL or urls:FILE to crawl; or 'sample'.")
 
 
 def _jsonl_shape(uri: str) -> tuple[int, list[str] | None]:

@@ -43,6 +43,9 @@ class Stage:
     uses_engine: bool = False
     cpus: float = 1.0
     prompts: tuple[Path, ...] = ()  # prompt files whose versions are part of every shard's key
+    # What another stage lends this one, wired by the flow (a stage imports no other stage):
+    # name -> a module-level function, put in ctx.extras before `prepare`.
+    services: dict[str, Callable] = field(default_factory=dict)
 
     def digest(self, cfg: FactoryConfig) -> str:
         """The shard key's config part: the named config fields and the version of every prompt
@@ -67,6 +70,7 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     if engine is not None and cfg.llm_cache:
         engine = CachedEngine(engine, lake, cfg.engine.model)
     ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
+    ctx.extras.update(stage.services)
     if stage.prepare:
         stage.prepare(ctx)
     rows = spec.rows if spec.rows is not None else lake.read_shard(spec.upstream, spec.shard)

@@ -18,6 +18,7 @@ EXPECTED = {
     "ingest_throughput.py": ["ratio synthq / trafilatura per core"],
     "near_dup.py": ["ratio vectorised / datasketch", "memory: driver RSS"],
     "extraction_quality.py": ["mean F1: plain trafilatura.extract", "ratio"],
+    "retrieval_recall.py": ["| dense | ", "| bm25 | ", "| hybrid | ", "ratio hybrid / dense recall@1", "best: "],
 }
 ENGINE = {
     "synth_throughput.py": ["ratio stage / bare (output tokens/s)", "tokens per instruction"],

@@ -48,14 +48,15 @@ def test_ngram_and_paraphrase_hits_are_counted_per_benchmark(bench_files):
 def test_bad_benchmark_files_say_what_is_wrong(tmp_path):
     f = tmp_path / "ifeval.jsonl"
     f.write_text(json.dumps({"instruction": "x"}) + "\n")
-    with pytest.raises(InputError, match="no 'prompt' column.*benchmark_column"):
+    with pytest.raises(InputError, match=r"no 'prompt' column \(its columns: instruction\): set curate.benchmark_fields.prompt"):
         load_benchmark(str(f), "prompt")
     assert load_benchmark(str(f), "instruction") == ["x"]
+    assert load_benchmark(str(f)) == ["x"]  # detected
     with pytest.raises(InputError, match="does not exist"):
         load_benchmark(str(tmp_path / "none.jsonl"), "prompt")
     txt = tmp_path / "x.txt"
     txt.write_text("prompt\nhello\n")
-    with pytest.raises(InputError, match="must be .jsonl, .parquet or .csv"):
+    with pytest.raises(InputError, match="must be JSON lines.*Parquet or CSV"):
         load_benchmark(str(txt), "prompt")
 
 
