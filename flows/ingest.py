@@ -16,7 +16,7 @@ from tasks.core.config import FactoryConfig
 from tasks.core.lake import Lake
 from tasks.ingest.crawled import crawl_to_lake
 from tasks.ingest.dedup import apply_drops, find_duplicates
-from tasks.ingest.process import STAGE_SPEC, kept_shards, shard_specs
+from tasks.ingest.process import STAGE_SPEC, forget_stale_dedup, kept_shards, shard_specs
 from tasks.ingest.sources import plan
 
 
@@ -50,7 +50,11 @@ def ingest_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
     earlier = kept_shards(lake, config)
     lake.open_batch(STAGE_SPEC.dataset)  # a run that resumes a killed one continues its batch
-    run_stage(STAGE_SPEC, shard_specs(found, crawled), config, extra_shards=earlier, report=False)
+    specs = shard_specs(found, crawled)
+    redo = forget_stale_dedup(lake, {s.shard for s in specs} | set(earlier))
+    if redo:
+        log.info("ingest: %d shards lost rows as duplicates of replaced shards and are read again", len(redo))
+    run_stage(STAGE_SPEC, specs, config, extra_shards=earlier, report=False)
     dropped = dedup_task(config)
     lake.close_batch(STAGE_SPEC.dataset)
     if dropped:

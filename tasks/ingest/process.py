@@ -84,3 +84,19 @@ def shard_specs(plan: Plan, crawled_units: list[dict]) -> list[ShardSpec]:
 def kept_shards(lake: Lake, cfg: FactoryConfig) -> tuple[str, ...]:
     """Shards of earlier ingests that this run keeps: all of them in append mode, none otherwise."""
     return tuple(lake.shards(DATASET)) if cfg.ingest.append else ()
+
+
+DEDUP_REASONS = ("duplicate", "near_duplicate")
+
+
+def forget_stale_dedup(lake: Lake, shards: set[str]) -> list[str]:
+    """When this run replaces shards of the lake (`ingest.append: false`), the shards it keeps
+    may have lost rows as duplicates of documents in the ones about to go: those shards are
+    redone (their manifest forgotten) so that dedup judges them again against what stays."""
+    manifests = lake.manifests(DATASET)
+    if not any(m["shard"] not in shards for m in manifests):
+        return []
+    stale = [m["shard"] for m in manifests if m["shard"] in shards and any(r in m["reasons"] for r in DEDUP_REASONS)]
+    for shard in stale:
+        lake.fs.rm(lake.path(DATASET, "_manifest", f"{shard}.json"))
+    return stale

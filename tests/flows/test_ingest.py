@@ -114,3 +114,26 @@ def test_every_source_then_rerun_then_append(prefect_server, ray_local, lake_dir
     assert later["reasons"]["near_duplicate"] == 1
     near_dup = next(r for r in lake.read("documents", rejected=True).to_pylist() if r["reason"] == "near_duplicate")
     assert "copy.html" in near_dup["record"] and warc_doc["id"] in near_dup["detail"]
+
+
+def test_replacing_with_another_shard_size_keeps_every_page(prefect_server, ray_local, lake_dir, tmp_path):
+    """Pages ingested once, again with another shard size (their copies are duplicates), then
+    with `append: false`: the replacing run's shards were judged duplicates of shards it
+    removes, so they are read again, and every page is a document once."""
+    from flows.ingest import ingest_flow
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for name in ["01-sourdough-starter.html", "05-git-rebase-vs-merge.html", "08-budgeting-50-30-20.html"]:
+        shutil.copy(PAGES / name, pages / name)
+    first = _config(lake_dir, [str(pages)])
+    ingest_flow(first)
+    lake = Lake(lake_dir)
+    ids = set(lake.read("documents").column("id").to_pylist())
+    resharded = load_config(None, {**first.model_dump(), "shard_size": 3})
+    ingest_flow(resharded)
+    assert set(lake.read("documents").column("id").to_pylist()) == ids  # the copies were duplicates
+    replaced = load_config(None, {**first.model_dump(), "shard_size": 3, "ingest": {**first.ingest.model_dump(), "append": False}})
+    ingest_flow(replaced)
+    assert sorted(lake.read("documents").column("id").to_pylist()) == sorted(ids)
+    assert len(lake.shards("documents")) == 1
