@@ -1,7 +1,7 @@
 """The default profile against the `paper` profile (configs/paper.yaml) on the same documents
 and seeds, with the bundled model: what each writes, side by side.
 
-Both run attribute, synthesize and scoring through the factory's own flows (real Prefect,
+Both run attribute, synthesize and curate through the factory's own flows (real Prefect,
 Ray, vLLM) on one copy each of the same ingested sample. `paper` runs with what this machine
 allows: the bundled model's 8,192-token context, so synthesis keeps the method's 7,500-token
 prompt budget with 692 output tokens. Scoring runs with the model-free checks off in both, so
@@ -91,11 +91,8 @@ def measure(lake: Lake) -> dict:
 
 def run_profile(name: str, ingested: Path, work: Path, sets: dict) -> dict:
     from flows.attribute import attribute_flow
+    from flows.curate import curate_flow
     from flows.synthesize import synthesize_flow
-    from tasks.shards.stage import upstream_specs
-    from tasks.curate import score
-
-    from flows.runtime import run_stage
 
     lake_dir = work / name
     shutil.copytree(ingested, lake_dir)
@@ -104,7 +101,7 @@ def run_profile(name: str, ingested: Path, work: Path, sets: dict) -> dict:
     print(f"{name}: attribute, synthesize, score ...", flush=True)
     attribute_flow(cfg)
     synthesize_flow(cfg)
-    run_stage(score.STAGE_SPEC, upstream_specs(Lake(cfg.lake), "instructions"), cfg)
+    curate_flow(cfg)
     return measure(Lake(cfg.lake))
 
 
