@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from tasks.sample import PAGES, SEEDS  # noqa: E402
+CHECKOUT = Path(__file__).resolve().parents[1]
+_installed = importlib.util.find_spec("synthq.tasks") if importlib.util.find_spec("synthq") else None
+if _installed is None or Path(_installed.origin).resolve().parent != CHECKOUT / "tasks":
+    # the tests, their Ray workers and the `synthq` command import synthq from the environment's
+    # install: from another folder (or not at all), they would run other code than this checkout's
+    where = f"comes from {Path(_installed.origin).parent.parent}" if _installed else "is not installed"
+    pytest.exit(f"synthq.tasks in {sys.prefix} {where}; the tests run this checkout's ({CHECKOUT}): run `make test` "
+                f"here, or `pip install -e {CHECKOUT} --no-deps` into that environment first.", returncode=4)
+
+from synthq.tasks.sample import PAGES, SEEDS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +37,8 @@ def ray_local():
 @pytest.fixture(scope="session")
 def engine(ray_local):
     """The real engine (bundled model on vLLM) in its Ray actor, shared by every test and flow."""
-    from tasks.core.config import EngineConfig
-    from tasks.llm.ray_engine import engine_actor
+    from synthq.tasks.core.config import EngineConfig
+    from synthq.tasks.llm.ray_engine import engine_actor
 
     eng = engine_actor(EngineConfig())
     eng.wait_ready()

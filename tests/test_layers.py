@@ -1,7 +1,7 @@
-"""The layers point one way: flows -> stages -> shards -> llm -> core. A stage never imports
-another stage, core imports nothing above it, and nothing in tasks/ imports Prefect. Every
-import counts, the ones inside functions too (a lazy import hides a cycle, it does not
-remove it)."""
+"""The layers point one way: flows -> stages -> shards -> llm -> core (installed as synthq.flows
+and synthq.tasks.*). A stage never imports another stage, core imports nothing above it, and
+nothing in tasks/ imports Prefect. Every import counts, the ones inside functions too (a lazy
+import hides a cycle, it does not remove it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-TASKS = Path(__file__).resolve().parents[1] / "tasks"
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = ROOT / "tasks"
 STAGES = ("ingest", "attribute", "synthesize", "curate", "respond", "publish")
 BELOW = {  # package -> the packages of tasks/ it may import besides itself
     "core": set(),
@@ -41,11 +42,22 @@ def test_imports_point_down(package):
     wrong = []
     for path in sorted((TASKS / package).rglob("*.py")):
         for module in _imports(path):
-            top = module.split(".")[0]
-            if top == "prefect" or top == "flows":
+            parts = module.split(".")
+            if parts[0] == "prefect" or parts[:2] == ["synthq", "flows"]:
                 wrong.append(f"{path.relative_to(TASKS)} imports {module}")
-            elif top == "tasks" and "." in module:
-                target = module.split(".")[1]
+            elif parts[:2] == ["synthq", "tasks"] and len(parts) > 2:
+                target = parts[2]
                 if target != package and target not in BELOW[package]:
                     wrong.append(f"{path.relative_to(TASKS)} imports {module}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_code_imports_the_installed_names():
+    """flows/ and tasks/ install as synthq.flows and synthq.tasks. A bare `tasks.x` import
+    still works from a checkout's folder (it is on sys.path in tests), but not once installed,
+    and it would load a second copy of the module beside synthq.tasks.x."""
+    wrong = []
+    for folder in ("flows", "tasks", "tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            wrong += [f"{path.relative_to(ROOT)} imports {m}" for m in _imports(path) if m.split(".")[0] in ("flows", "tasks")]
+    assert not wrong, "import synthq.flows... and synthq.tasks...:\n" + "\n".join(wrong)

@@ -29,7 +29,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.core.errors import LakeError
+from synthq.tasks.core.errors import LakeError
 
 
 @dataclass

@@ -7,14 +7,14 @@ import json
 import pytest
 import trafilatura
 
-from tasks.attribute.process import prepare, process
-from tasks.attribute.retrieve import build_index
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import DOCUMENTS, REJECTED, table
-from tasks.llm.engine import Result
-from tasks.sample import PAGES
+from synthq.tasks.attribute.process import prepare, process
+from synthq.tasks.attribute.retrieve import build_index
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
+from synthq.tasks.llm.engine import Result
+from synthq.tasks.sample import PAGES
 
 import pyarrow as pa
 

@@ -1,30 +1,24 @@
 """prefect.yaml against the code, and `synthq trigger`'s checks before it reaches the server."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 from prefect import Flow
+from prefect.flows import load_flow_from_entrypoint
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, run_parameters, trigger
-from tasks.core.config import nested
-from tasks.core.errors import ConfigError
+from synthq.flows.cli import app
+from synthq.flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, run_parameters, trigger
+from synthq.tasks.core.config import nested
+from synthq.tasks.core.errors import ConfigError
 
 
-def _load(entrypoint: str) -> Flow:
-    import importlib
-
-    path, func = entrypoint.split(":")
-    return getattr(importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", ".")), func)
-
-
-def test_every_deployment_names_a_flow_of_the_code():
+def test_every_deployment_names_a_flow_of_the_code(monkeypatch):
+    # as a worker loads it: the entrypoint is a file of the clone, its working directory
+    monkeypatch.chdir(ROOT)
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     seen = set()
     for d in spec["deployments"]:
-        flow = _load(d["entrypoint"])
+        flow = load_flow_from_entrypoint(d["entrypoint"], use_placeholder_flow=False)
         assert isinstance(flow, Flow), d["entrypoint"]
         assert d["name"] == DEPLOYMENT and d["work_pool"]["name"] == POOL
         assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}

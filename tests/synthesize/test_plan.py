@@ -3,10 +3,10 @@ the token budget in real tokens (the bundled model's tokenizer), similar demonst
 
 from collections import Counter
 
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake
-from tasks.synthesize.plan import build_requests
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.synthesize.plan import build_requests
 
 TOPICS = {
     "bread": "Sourdough bread rises because a starter of wild yeast and lactobacilli ferments the flour; feed the starter, knead the dough, proof it overnight and bake it in a hot Dutch oven.",
