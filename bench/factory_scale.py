@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]  # tests.llm.faults: the stub server the tests use
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # a busy shared machine starts it slowly
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="factory-scale-prefect-"))  # a fresh ephemeral database
 
 import psutil  # noqa: E402
