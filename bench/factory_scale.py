@@ -25,9 +25,11 @@ peak RSS ratio (flat means 1).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -38,7 +40,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]  # tests.llm.faults: the stub server the tests use
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # a busy shared machine starts it slowly
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="factory-scale-prefect-"))  # a fresh ephemeral database
+if "PREFECT_HOME" not in os.environ:  # a fresh ephemeral database, removed at exit (after Prefect's own exit hooks)
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="factory-scale-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 
 import psutil  # noqa: E402
 
