@@ -29,9 +29,9 @@ import httpx
 
 import smoke
 
-from tasks.core.config import CrawlConfig
-from tasks.ingest.crawl import crawl
-from tasks.ingest.raw import RawPage
+from synthq.tasks.core.config import CrawlConfig
+from synthq.tasks.ingest.crawl import crawl
+from synthq.tasks.ingest.raw import RawPage
 
 FANOUT = 10  # links per page: page i links to pages 10i+1 .. 10i+10 of its host
 FILLER = "<p>" + "Plain words make a page about the size of a short article. " * 30 + "</p>"

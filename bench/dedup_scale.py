@@ -1,7 +1,7 @@
 """Semantic dedup at a million instructions: time, memory and recall against exact search.
 
 Generates unit vectors shaped like sentence embeddings (384 dims, clustered by topic) with a
-known share of planted near-duplicates, then runs curation's dedup (`tasks.core.neardup.within`)
+known share of planted near-duplicates, then runs curation's dedup (`synthq.tasks.core.neardup.within`)
 on all of them. Baseline, measured in the same run: exact (flat) dedup on a subset, scaled to
 the full size (exact search grows with n²). Recall: for sampled rows, the duplicate pairs the
 IVF search finds, over the pairs exact search finds.
@@ -20,7 +20,7 @@ import numpy as np
 
 import smoke
 
-from tasks.core.neardup import IndexSpec, groups_for, pairs, within
+from synthq.tasks.core.neardup import IndexSpec, groups_for, pairs, within
 
 DIM = 384
 

@@ -25,11 +25,11 @@ from pydantic import BaseModel
 
 import smoke
 
-from tasks.core.config import EngineConfig
-from tasks.core.lake import Lake
-from tasks.llm.cache import CachedEngine
-from tasks.llm.engine import Request, complete, schema_for
-from tasks.llm.openai_engine import OpenAIEngine
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm.cache import CachedEngine
+from synthq.tasks.llm.engine import Request, complete, schema_for
+from synthq.tasks.llm.openai_engine import OpenAIEngine
 
 STUB = r'''
 import json, sys

@@ -8,10 +8,10 @@ are newspaper4k's checked expectations, not a human-annotated gold standard: a s
 mixes both extractors' errors. Offline, point `--pages` at a folder with `html/` and `txt/`.
 
 Score per page: bag-of-words precision, recall and F1 of the extracted text against the
-reference, over the words MinHash sees (`tasks.ingest.minhash.normalize`: lowercased,
+reference, over the words MinHash sees (`synthq.tasks.ingest.minhash.normalize`: lowercased,
 punctuation stripped, one word per character in scripts written without spaces), as
 article-extraction benchmarks score. Printed: the mean F1 of plain `trafilatura.extract`, the
-mean F1 of the text synthq ingest extracts (`tasks.ingest.extract.extract_html`), their ratio
+mean F1 of the text synthq ingest extracts (`synthq.tasks.ingest.extract.extract_html`), their ratio
 (target: >= 1, ingest loses nothing), the mean F1 in `ingest.fast` mode, and what ingest's
 language and quality filters then keep, with the default allow-list (English) and with every
 language allowed.
@@ -33,10 +33,10 @@ import trafilatura
 
 import smoke
 
-from tasks.core.config import IngestConfig
-from tasks.ingest.extract import extract_html, extract_page
-from tasks.ingest.minhash import normalize
-from tasks.ingest.raw import RawPage
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.ingest.extract import extract_html, extract_page
+from synthq.tasks.ingest.minhash import normalize
+from synthq.tasks.ingest.raw import RawPage
 
 PACKAGE = "newspaper4k==0.9.6"
 CACHE = Path.home() / ".cache" / "synthq" / "bench"

@@ -3,7 +3,7 @@
 Generates N plain-text documents (JSONL in the shape ingest reads: `text`, `title`, `url`),
 sentences drawn from the bundled sample pages so they read as English prose of varied topic
 and length, with planted exact and near duplicates (a few words changed); and S seeds made
-from the bundled seed prompts. Then runs the real factory flow (`flows.factory.factory_flow`:
+from the bundled seed prompts. Then runs the real factory flow (`synthq.flows.factory.factory_flow`:
 real Prefect on a fresh ephemeral server, real Ray, FAISS, the bundled embedder, Parquet)
 against an instant OpenAI-compatible stub that answers every request with a valid object for
 its JSON schema (`tests/llm/faults.py`, no faults): what is measured is everything but the model.
@@ -61,7 +61,7 @@ def sentence_pool() -> list[str]:
     """Sentences of the bundled sample pages' main text (trafilatura), long enough to be prose."""
     import trafilatura
 
-    from tasks.sample import PAGES
+    from synthq.tasks.sample import PAGES
 
     out = []
     for page in sorted(PAGES.glob("*.html")):
@@ -118,7 +118,7 @@ def write_corpus(folder: Path, n: int, seed: int = 0, dup_share: float = 0.03) -
 
 def write_seeds(path: Path, n: int, seed: int = 0) -> None:
     """n distinct seed prompts: the bundled seeds, each with a different situation added."""
-    from tasks.sample import SEEDS
+    from synthq.tasks.sample import SEEDS
 
     base = [json.loads(line)["prompt"] for line in SEEDS.read_text().splitlines() if line.strip()]
     rng, pool = random.Random(seed), sentence_pool()
@@ -173,10 +173,10 @@ def flow_runs(since: float) -> dict[str, tuple[float, float, int]]:
 def one_run(n_docs: int, n_seeds: int, work: Path) -> list[dict]:
     import ray
 
-    from flows.factory import factory_flow
-    from tasks.core.config import load_config
-    from tasks.core.lake import Lake
-    from tasks.llm.models import resolve_model
+    from synthq.flows.factory import factory_flow
+    from synthq.tasks.core.config import load_config
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.llm.models import resolve_model
     from tests.llm.faults import Faulty
 
     corpus, seeds, lake_dir = work / "corpus", work / "seeds.jsonl", work / "lake"

@@ -9,7 +9,7 @@ call `trafilatura.bare_extraction(html, with_metadata=True)`, the call that give
 with its title, date and URL. Ingest gets the same text and the same three fields (a test
 checks it) without trafilatura's other metadata searches. For scale, the text-only call
 (`with_metadata=False`, no title, date or URL) is timed and compared too.
-Then ingest's own shard function (`tasks.ingest.process.process`: unit reading, extraction,
+Then ingest's own shard function (`synthq.tasks.ingest.process.process`: unit reading, extraction,
 language id, quality filters, MinHash signatures, Arrow tables) on the same files, one core.
 Target: ratio >= 0.9. Last, the whole stage through `run_shard` on a local Ray with 1 and with
 2 CPUs: pages/s and the speed-up.
@@ -29,13 +29,13 @@ import trafilatura
 
 import smoke
 
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake
-from tasks.shards.stage import run_shard
-from tasks.ingest.process import STAGE_SPEC, process, shard_specs
-from tasks.ingest.sources import plan
-from tasks.sample import PAGES
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import run_shard
+from synthq.tasks.ingest.process import STAGE_SPEC, process, shard_specs
+from synthq.tasks.ingest.sources import plan
+from synthq.tasks.sample import PAGES
 
 
 def make_pages(folder: Path, copies: int) -> list[Path]:

@@ -10,7 +10,7 @@ the judge sees every query and its scores can be set against what the checks wou
 Per profile: seeds grounded (and rejected for having no grounding page), schema-valid share
 of synthesis, prompt tokens per synthesis request, query length, distinct 4-gram ratio over
 all queries, query-to-document overlap and copied share, the judge's score distribution, and
-the drops of the model-free checks (`tasks.curate.checks`) by reason, with the judge's mean
+the drops of the model-free checks (`synthq.tasks.curate.checks`) by reason, with the judge's mean
 score of the queries they drop and of those they keep.
 
     .venv/bin/python bench/method_profiles.py [--docs 40] [--seeds 40] [--smoke]
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import smoke
 
-from tasks.core.config import load_config
-from tasks.core.lake import Lake
-from tasks.core.method_config import QueryChecks
-from tasks.curate.checks import QueryChecker, copied_share, document_overlap
-from tasks.core.filters import DocView
-from tasks.sample import PAGES, SEEDS
+from synthq.tasks.core.config import load_config
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.method_config import QueryChecks
+from synthq.tasks.curate.checks import QueryChecker, copied_share, document_overlap
+from synthq.tasks.core.filters import DocView
+from synthq.tasks.sample import PAGES, SEEDS
 
 ROOT = Path(__file__).resolve().parents[1]
 ON_THIS_MACHINE = {  # the paper profile within the bundled model's context
@@ -90,12 +90,12 @@ def measure(lake: Lake) -> dict:
 
 
 def run_profile(name: str, ingested: Path, work: Path, sets: dict) -> dict:
-    from flows.attribute import attribute_flow
-    from flows.synthesize import synthesize_flow
-    from tasks.shards.stage import upstream_specs
-    from tasks.curate import score
+    from synthq.flows.attribute import attribute_flow
+    from synthq.flows.synthesize import synthesize_flow
+    from synthq.tasks.shards.stage import upstream_specs
+    from synthq.tasks.curate import score
 
-    from flows.runtime import run_stage
+    from synthq.flows.runtime import run_stage
 
     lake_dir = work / name
     shutil.copytree(ingested, lake_dir)
@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=40, help="sample seeds to ground")
     args = smoke.parse(ap, docs=6, seeds=4)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.ingest import ingest_flow
+    from synthq.flows.ingest import ingest_flow
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

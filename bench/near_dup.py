@@ -6,7 +6,7 @@ them planted near-copies of others (1-3 words changed: true Jaccard of word 5-gr
 stage writes them. Then runs `find_duplicates` on a local Ray and `apply_drops`.
 
 Baseline, measured in the same run: datasketch's own per-document API (`MinHash.bulk`, SHA-1
-shingle hashes) on a subset, against `tasks.ingest.minhash.signatures`. Recall: the planted
+shingle hashes) on a subset, against `synthq.tasks.ingest.minhash.signatures`. Recall: the planted
 pairs with exactly one copy dropped; false drops: documents outside any planted pair dropped.
 
     .venv/bin/python bench/near_dup.py [--docs 200000] [--shard-size 5000] [--cpus 2]
@@ -27,11 +27,11 @@ from datasketch import MinHash
 
 import smoke
 
-from tasks.core.config import DedupConfig
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import DOCUMENTS, REJECTED, table
-from tasks.ingest.dedup import DATASET, apply_drops, find_duplicates
-from tasks.ingest.minhash import SIDECAR, normalize, sidecar_table, signatures
+from synthq.tasks.core.config import DedupConfig
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
+from synthq.tasks.ingest.dedup import DATASET, apply_drops, find_duplicates
+from synthq.tasks.ingest.minhash import SIDECAR, normalize, sidecar_table, signatures
 
 GIB = 2**30
 

@@ -18,8 +18,8 @@ from dataclasses import replace
 
 from synth_throughput import bench_args, close_llm, stage_requests, working_config
 
-from tasks.core.config import FactoryConfig
-from tasks.llm.engine import Request
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.llm.engine import Request
 
 
 def timed(engine, requests: list[Request]) -> dict:
@@ -37,9 +37,9 @@ def timed(engine, requests: list[Request]) -> dict:
 
 
 def over_http(cfg: FactoryConfig, requests: list[Request], workdir: str) -> dict:
-    from tasks.llm.openai_engine import OpenAIEngine
-    from tasks.llm.serve import local_server
-    from tasks.llm.vllm_engine import has_gpu
+    from synthq.tasks.llm.openai_engine import OpenAIEngine
+    from synthq.tasks.llm.serve import local_server
+    from synthq.tasks.llm.vllm_engine import has_gpu
 
     log_path = os.path.join(workdir, "serve.log")
     with local_server(cfg.engine, log_path, served_name="bench") as url:
@@ -52,7 +52,7 @@ def over_http(cfg: FactoryConfig, requests: list[Request], workdir: str) -> dict
 
 
 def in_process(cfg: FactoryConfig, requests: list[Request]) -> dict:
-    from tasks.llm.vllm_engine import VLLMEngine
+    from synthq.tasks.llm.vllm_engine import VLLMEngine
 
     engine = VLLMEngine(cfg.engine)
     try:

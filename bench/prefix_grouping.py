@@ -29,8 +29,8 @@ from dataclasses import replace
 
 from synth_throughput import bench_args, close_llm, stage_requests, working_config
 
-from tasks.core.config import FactoryConfig
-from tasks.llm.engine import Request
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.llm.engine import Request
 
 
 def requests_for(cfg: FactoryConfig, **synthesize) -> list[Request]:
@@ -57,7 +57,7 @@ def main() -> None:
         shuffled = random.Random(0).sample(grouped, k=len(grouped))
         per_document = requests_for(cfg, group_size=1, similar_fraction=0.0)
 
-        from tasks.llm.vllm_engine import VLLMEngine
+        from synthq.tasks.llm.vllm_engine import VLLMEngine
 
         engine = VLLMEngine(cfg.engine)
         engine.generate(per_document[:1])  # warm-up: schema compilation, first kernels

@@ -30,10 +30,10 @@ import pyarrow as pa
 import smoke
 from synth_throughput import Timed, bare_llm, close_llm, sampling
 
-from tasks.core.config import FactoryConfig, load_config, parse_override
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import CURATED, REJECTED, table
-from tasks.sample import SEEDS
+from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import CURATED, REJECTED, table
+from synthq.tasks.sample import SEEDS
 
 SMOKE = ["respond.max_answer_tokens=48", "respond.expert_max_tokens=96", "respond.judge_max_tokens=256"]
 KINDS = ("expert", "answer", "judge")
@@ -54,9 +54,9 @@ def curated_queries(n: int) -> pa.Table:
 def run_stage(cfg: FactoryConfig, queries) -> dict:
     import ray
 
-    from tasks.shards.stage import run_shard
-    from tasks.llm.ray_engine import engine_actor
-    from tasks.respond.process import STAGE_SPEC, query_specs
+    from synthq.tasks.shards.stage import run_shard
+    from synthq.tasks.llm.ray_engine import engine_actor
+    from synthq.tasks.respond.process import STAGE_SPEC, query_specs
 
     lake = Lake(cfg.lake)
     lake.write_shard("curated", "00000", StageResult(queries, REJECTED.empty_table()), input_id="bench", config="bench")

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import smoke
 
-from tasks.core.config import FactoryConfig, load_config, parse_override
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import REJECTED
-from tasks.llm.models import cache_dir
+from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import REJECTED
+from synthq.tasks.llm.models import cache_dir
 
 READY = "_bench_ready"
 
@@ -51,7 +51,7 @@ def sample_lake(smoke: bool = False) -> Path:
     synthq = str(Path(sys.executable).parent / "synthq")
     extra = []
     if smoke:
-        from tasks.sample import SEEDS
+        from synthq.tasks.sample import SEEDS
 
         seeds = lake / "seeds.jsonl"
         seeds.write_text("\n".join(SEEDS.read_text().splitlines()[:SMOKE_SEEDS]) + "\n")
@@ -80,8 +80,8 @@ def working_config(tmp: str, docs: int, sets: list[str], smoke: bool = False) ->
 def stage_context(cfg: FactoryConfig, engine=None) -> StageContext:
     """The context a shard task builds, with its one-time loads done (tokenizer, embedder,
     demonstration vectors): what every later shard of a worker finds ready."""
-    from tasks.core.embeddings import embed
-    from tasks.synthesize.process import prepare
+    from synthq.tasks.core.embeddings import embed
+    from synthq.tasks.synthesize.process import prepare
 
     ctx = StageContext(cfg=cfg, lake=Lake(cfg.lake), engine=engine)
     ctx.tokens.count("warm")
@@ -109,9 +109,9 @@ class Timed:
 def run_stage(cfg: FactoryConfig) -> dict:
     import ray
 
-    from tasks.shards.stage import run_shard, upstream_specs
-    from tasks.llm.ray_engine import engine_actor
-    from tasks.synthesize.process import STAGE_SPEC
+    from synthq.tasks.shards.stage import run_shard, upstream_specs
+    from synthq.tasks.llm.ray_engine import engine_actor
+    from synthq.tasks.synthesize.process import STAGE_SPEC
 
     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     start = time.perf_counter()
@@ -132,8 +132,8 @@ def run_stage(cfg: FactoryConfig) -> dict:
 
 def bare_llm(cfg: FactoryConfig):
     """`vllm.LLM` with the engine's settings, built directly."""
-    from tasks.llm.models import resolve_model
-    from tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
+    from synthq.tasks.llm.models import resolve_model
+    from synthq.tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
 
     gpu = has_gpu()
     if not gpu:
@@ -170,7 +170,7 @@ def sampling(requests):
 
 def same_prompts(cfg: FactoryConfig, requests) -> int:
     """How many of these requests the stage sent: each has an entry in the stage's LLM cache."""
-    from tasks.llm.cache import CachedEngine
+    from synthq.tasks.llm.cache import CachedEngine
 
     cache = CachedEngine(None, Lake(cfg.lake), cfg.engine.model)
     return sum(cache.lake.fs.exists(cache._path(cache.key(r))) for r in requests)
@@ -178,7 +178,7 @@ def same_prompts(cfg: FactoryConfig, requests) -> int:
 
 def stage_requests(cfg: FactoryConfig) -> list:
     """The requests the synthesize stage builds for the lake's documents with this config."""
-    from tasks.synthesize.plan import build_requests
+    from synthq.tasks.synthesize.plan import build_requests
 
     ctx = stage_context(cfg)
     docs = ctx.lake.read("documents").to_pylist()

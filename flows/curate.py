@@ -5,12 +5,12 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from flows.runtime import run_stage
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.shards.stage import upstream_specs
-from tasks.curate import score, select
-from tasks.curate.report import render_markdown, write_report
+from synthq.flows.runtime import run_stage
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import upstream_specs
+from synthq.tasks.curate import score, select
+from synthq.tasks.curate.report import render_markdown, write_report
 
 
 @flow(name="curate")

@@ -19,8 +19,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectNotFound
 
-from tasks.core.config import load_config, nested
-from tasks.core.errors import ConfigError
+from synthq.tasks.core.config import load_config, nested
+from synthq.tasks.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "synthq"

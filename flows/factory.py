@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.attribute import attribute_flow
-from flows.curate import curate_flow
-from flows.ingest import ingest_flow
-from flows.publish import publish_flow
-from flows.respond import respond_flow
-from flows.runtime import StageFailed, engine_for
-from flows.synthesize import synthesize_flow
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.core.report import failed_shards, failure_summary
+from synthq.flows.attribute import attribute_flow
+from synthq.flows.curate import curate_flow
+from synthq.flows.ingest import ingest_flow
+from synthq.flows.publish import publish_flow
+from synthq.flows.respond import respond_flow
+from synthq.flows.runtime import StageFailed, engine_for
+from synthq.flows.synthesize import synthesize_flow
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.report import failed_shards, failure_summary
 
 
 @flow(name="factory")

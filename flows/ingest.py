@@ -11,13 +11,13 @@ import ray
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from flows.runtime import ensure_ray, publish_report, run_stage
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.ingest.crawled import crawl_to_lake
-from tasks.ingest.dedup import apply_drops, find_duplicates
-from tasks.ingest.process import STAGE_SPEC, kept_shards, shard_specs
-from tasks.ingest.sources import plan
+from synthq.flows.runtime import ensure_ray, publish_report, run_stage
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.ingest.crawled import crawl_to_lake
+from synthq.tasks.ingest.dedup import apply_drops, find_duplicates
+from synthq.tasks.ingest.process import STAGE_SPEC, kept_shards, shard_specs
+from synthq.tasks.ingest.sources import plan
 
 
 @task(cache_policy=NONE, task_run_name="crawl-{n_seeds}-seeds")

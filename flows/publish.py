@@ -6,17 +6,17 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.runtime import StageFailed
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.core.neardup import release_index
-from tasks.core.report import failed_shards, failure_summary, lake_report, pairs_markdown
-from tasks.llm.tokens import Tokens
-from tasks.publish import catalog
-from tasks.publish.hub import hub_token, push_release
-from tasks.publish.release import publish
-from tasks.publish.scaling import plot_into_lake, table_rows
-from tasks.publish.subsets import training_subsets
+from synthq.flows.runtime import StageFailed
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.neardup import release_index
+from synthq.tasks.core.report import failed_shards, failure_summary, lake_report, pairs_markdown
+from synthq.tasks.llm.tokens import Tokens
+from synthq.tasks.publish import catalog
+from synthq.tasks.publish.hub import hub_token, push_release
+from synthq.tasks.publish.release import publish
+from synthq.tasks.publish.scaling import plot_into_lake, table_rows
+from synthq.tasks.publish.subsets import training_subsets
 
 
 def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.runtime import ensure_ray, run_stage
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.shards.stage import upstream_specs
-from tasks.respond import pairs, process
-from tasks.respond.report import respond_markdown
+from synthq.flows.runtime import ensure_ray, run_stage
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import upstream_specs
+from synthq.tasks.respond import pairs, process
+from synthq.tasks.respond.report import respond_markdown
 
 
 @flow(name="respond")
@@ -21,7 +21,7 @@ def respond_flow(config: FactoryConfig = FactoryConfig()) -> dict | None:
         return None
     lake = Lake(config.lake)
     if config.respond.judge == "reward_model":
-        from tasks.llm.ray_engine import reward_actor
+        from synthq.tasks.llm.ray_engine import reward_actor
 
         ensure_ray(config)
         reward_actor(config.respond)  # loads once here; every shard task finds the same actor

@@ -18,13 +18,13 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
 
-from tasks.core.config import FactoryConfig
-from tasks.core.errors import SynthqError
-from tasks.core.lake import Lake
-from tasks.core.progress import StageProgress
-from tasks.core.report import fault_totals
-from tasks.shards.stage import ShardSpec, Stage, run_shard
-from tasks.llm.engine import Engine
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.errors import SynthqError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.progress import StageProgress
+from synthq.tasks.core.report import fault_totals
+from synthq.tasks.shards.stage import ShardSpec, Stage, run_shard
+from synthq.tasks.llm.engine import Engine
 
 
 class StageFailed(SynthqError):
@@ -60,10 +60,10 @@ def _logger():
 def engine_for(cfg: FactoryConfig) -> Engine:
     """The engine the config names; a vLLM engine starts loading now, in its actor."""
     if cfg.engine.kind == "openai":
-        from tasks.llm.openai_engine import OpenAIEngine
+        from synthq.tasks.llm.openai_engine import OpenAIEngine
 
         return OpenAIEngine(cfg.engine)
-    from tasks.llm.ray_engine import engine_actor
+    from synthq.tasks.llm.ray_engine import engine_actor
 
     ensure_ray(cfg)
     return engine_actor(cfg.engine)

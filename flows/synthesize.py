@@ -6,12 +6,12 @@ from dataclasses import replace
 
 from prefect import flow, get_run_logger
 
-from flows.runtime import run_stage
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.shards.stage import dataset_identity, upstream_specs
-from tasks.synthesize import carry
-from tasks.synthesize.process import STAGE_SPEC
+from synthq.flows.runtime import run_stage
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import dataset_identity, upstream_specs
+from synthq.tasks.synthesize import carry
+from synthq.tasks.synthesize.process import STAGE_SPEC
 
 
 @flow(name="synthesize")

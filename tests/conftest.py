@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from tasks.sample import PAGES, SEEDS  # noqa: E402
+from synthq.tasks.sample import PAGES, SEEDS  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,8 @@ def ray_local():
 @pytest.fixture(scope="session")
 def engine(ray_local):
     """The real engine (bundled model on vLLM) in its Ray actor, shared by every test and flow."""
-    from tasks.core.config import EngineConfig
-    from tasks.llm.ray_engine import engine_actor
+    from synthq.tasks.core.config import EngineConfig
+    from synthq.tasks.llm.ray_engine import engine_actor
 
     eng = engine_actor(EngineConfig())
     eng.wait_ready()

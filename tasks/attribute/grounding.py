@@ -4,8 +4,8 @@
     bm25    the best BM25 match of the query's words (bm25s over the corpus)
     hybrid  reciprocal-rank fusion: each of the two lists (top `fusion_depth`) gives a document
             1/(rrf_k + rank); the highest sum wins, ties going to the better dense rank
-    search  the keywords go to a web search API (`tasks.attribute.search`); its top hits are
-            fetched by the crawler and cleaned like any ingested page (`tasks.ingest.web`, lent by the flow), the
+    search  the keywords go to a web search API (`synthq.tasks.attribute.search`); its top hits are
+            fetched by the crawler and cleaned like any ingested page (`synthq.tasks.ingest.web`, lent by the flow), the
             first that survives grounds the seed, and every fetched page joins `documents`
 
 What each demonstration records of its retrieval:
@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tasks.attribute import lexical
-from tasks.attribute.retrieve import cosine, dense_search
-from tasks.core.embeddings import embed, passage
-from tasks.shards.context import StageContext
-from tasks.core.lake import StageResult
-from tasks.core.records import DOCUMENTS, REJECTED, rejection, table
+from synthq.tasks.attribute import lexical
+from synthq.tasks.attribute.retrieve import cosine, dense_search
+from synthq.tasks.core.embeddings import embed, passage
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import StageResult
+from synthq.tasks.core.records import DOCUMENTS, REJECTED, rejection, table
 
 STAGE = "attribute"
 PROVIDERS = {"dense": "faiss", "bm25": "bm25s", "hybrid": "faiss+bm25s"}
@@ -110,7 +110,7 @@ def fuse(dense: list[tuple[int, float]], lex: list[tuple[int, float]], k: int) -
 
 
 def _search(ctx: StageContext, pairs: list) -> Found:
-    from tasks.attribute.search import SearchProvider
+    from synthq.tasks.attribute.search import SearchProvider
 
     fetch_documents = ctx.extras["fetch_documents"]  # ingest's crawler and cleaning, lent by the flow
     provider = SearchProvider(ctx.cfg.attribute.search)

@@ -14,7 +14,7 @@ import tempfile
 import bm25s
 import pyarrow as pa
 
-from tasks.core.lake import Lake
+from synthq.tasks.core.lake import Lake
 
 BM25_DIR = "indexes/documents/bm25"
 

@@ -2,7 +2,7 @@
 
 String caps keep a small model from rambling until max_tokens cuts the JSON (`output_caps`
 in the stage's config; the paper profile turns them off). A scene must be prose (see
-`tasks.core.prose`).
+`synthq.tasks.core.prose`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from tasks.core.outputs import Compositions, check_scene
+from synthq.tasks.core.outputs import Compositions, check_scene
 
 Keyword = Annotated[str, StringConstraints(min_length=1, max_length=48)]
 

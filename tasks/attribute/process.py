@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tasks.attribute.outputs import Grounding, SeedAnalysis
-from tasks.attribute.grounding import find_documents, prepare as prepare_retrieval
-from tasks.attribute.retrieve import load_index
-from tasks.attribute.seeds import read_seeds
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.shards.stage import ShardSpec, Stage, dataset_identity
-from tasks.sample import SEEDS, resolve
-from tasks.core.prompts import load_prompt
-from tasks.core.records import DEMONSTRATIONS, REJECTED, rejection, table
-from tasks.llm.engine import Request, output_model, rejected_output, schema_for
+from synthq.tasks.attribute.outputs import Grounding, SeedAnalysis
+from synthq.tasks.attribute.grounding import find_documents, prepare as prepare_retrieval
+from synthq.tasks.attribute.retrieve import load_index
+from synthq.tasks.attribute.seeds import read_seeds
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.shards.stage import ShardSpec, Stage, dataset_identity
+from synthq.tasks.sample import SEEDS, resolve
+from synthq.tasks.core.prompts import load_prompt
+from synthq.tasks.core.records import DEMONSTRATIONS, REJECTED, rejection, table
+from synthq.tasks.llm.engine import Request, output_model, rejected_output, schema_for
 
 STAGE = "attribute"
 PROMPTS = Path(__file__).parent / "prompts"

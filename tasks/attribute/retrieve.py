@@ -3,7 +3,7 @@
 The index over the documents dataset is built once per run and kept in the lake
 (`indexes/documents/`), so every shard of seeds searches the same index; it is assembled from
 per-shard vectors kept beside it, so only documents shards not embedded before are embedded; the BM25 index
-(`tasks.attribute.lexical`) is built beside it when the retrieval mode uses words.
+(`synthq.tasks.attribute.lexical`) is built beside it when the retrieval mode uses words.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from tasks.attribute import lexical
-from tasks.core.embeddings import embed, passages
-from tasks.core.lake import Lake
+from synthq.tasks.attribute import lexical
+from synthq.tasks.core.embeddings import embed, passages
+from synthq.tasks.core.lake import Lake
 
 INDEX_DIR = "indexes/documents"
 VECTORS_DIR = f"{INDEX_DIR}/vectors"  # one file per documents shard and embedder

@@ -22,8 +22,8 @@ from urllib.parse import quote_plus, urlsplit
 
 import httpx
 
-from tasks.core.config import SearchConfig
-from tasks.core.errors import ConfigError, ServiceError
+from synthq.tasks.core.config import SearchConfig
+from synthq.tasks.core.errors import ConfigError, ServiceError
 
 USER_AGENT = "synthq/0.1 (attributed grounding; search)"
 MASK = "***"

@@ -1,4 +1,4 @@
-"""Reading seed instructions from the files users have: every shape `tasks.core.prompt_files`
+"""Reading seed instructions from the files users have: every shape `synthq.tasks.core.prompt_files`
 knows (JSONL/JSON/Parquet/CSV, folders, globs, hf: datasets, fsspec URLs), every bad row
 rejected by name.
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tasks.core.errors import InputError, SeedFileError
-from tasks.core.prompt_files import read_prompts
-from tasks.core.records import rejection
+from synthq.tasks.core.errors import InputError, SeedFileError
+from synthq.tasks.core.prompt_files import read_prompts
+from synthq.tasks.core.records import rejection
 
 STAGE = "attribute"
 MAX_PROMPT_CHARS = 20_000  # a seed longer than this is a document, not an instruction

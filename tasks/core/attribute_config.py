@@ -1,6 +1,6 @@
 """Where seeds, benchmarks and grounding documents come from: the config fields the attribute
 stage (seed fields, retrieval mode, search provider) and decontamination (benchmark fields) add
-to their sections. Import them from `tasks.core.config` like every other section."""
+to their sections. Import them from `synthq.tasks.core.config` like every other section."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from tasks.core.respond_config import Section
+from synthq.tasks.core.respond_config import Section
 
 
 class PromptFields(Section):
     """Columns of a seed or benchmark file, when detection is not what you want (see
-    `tasks.core.prompt_files` for what is detected)."""
+    `synthq.tasks.core.prompt_files` for what is detected)."""
 
     prompt: str | None = Field(
         None, description="Column holding the prompt: a string, a list of turns, or chat turns (the first user "

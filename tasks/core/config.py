@@ -17,10 +17,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from tasks.core.errors import ConfigError
-from tasks.core.attribute_config import AttributeSources, BenchmarkSources, PromptFields, SearchConfig  # noqa: F401
-from tasks.core.method_config import CurateConfig, SynthesizeConfig
-from tasks.core.respond_config import RespondConfig, Section as _Section
+from synthq.tasks.core.errors import ConfigError
+from synthq.tasks.core.attribute_config import AttributeSources, BenchmarkSources, PromptFields, SearchConfig  # noqa: F401
+from synthq.tasks.core.method_config import CurateConfig, SynthesizeConfig
+from synthq.tasks.core.respond_config import RespondConfig, Section as _Section
 
 
 class EngineConfig(_Section):

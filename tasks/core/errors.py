@@ -2,7 +2,7 @@
 
 Every error synthq raises on bad input is a `SynthqError` subclass whose message says what
 was wrong and what to do. Bad *records* never raise: they become rejected rows (see
-`tasks.core.records.REJECTED`). Errors are for bad configuration, missing inputs and
+`synthq.tasks.core.records.REJECTED`). Errors are for bad configuration, missing inputs and
 unusable files.
 """
 

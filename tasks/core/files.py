@@ -10,7 +10,7 @@ import contextlib
 
 import fsspec
 
-from tasks.core.errors import InputError
+from synthq.tasks.core.errors import InputError
 
 
 def list_files(source: str, hint: str) -> tuple[fsspec.AbstractFileSystem, dict[str, dict]]:

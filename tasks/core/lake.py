@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.core.errors import LakeError
+from synthq.tasks.core.errors import LakeError
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The configuration of the method's generating and judging stages (synthesize, curate): sections
-of `FactoryConfig`, kept in their own file; import them from `tasks.core.config` like every
+of `FactoryConfig`, kept in their own file; import them from `synthq.tasks.core.config` like every
 other section. The `paper` profile (configs/paper.yaml) sets them as the published method does.
 """
 
@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from tasks.core.attribute_config import BenchmarkSources
-from tasks.core.respond_config import Section as _Section
+from synthq.tasks.core.attribute_config import BenchmarkSources
+from synthq.tasks.core.respond_config import Section as _Section
 
 
 class SynthesizeConfig(_Section):

@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.core.config import CurateConfig, FactoryConfig
-from tasks.core.errors import LakeError
-from tasks.core.lake import Lake
+from synthq.tasks.core.config import CurateConfig, FactoryConfig
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import Lake
 
 SEARCH_BATCH = 16_384
 BLOCK = 4_096

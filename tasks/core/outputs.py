@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tasks.core.prose import prose_problem
+from synthq.tasks.core.prose import prose_problem
 
 SCENE_MIN_WORDS = 8  # a user, a situation and a motive take a sentence at least
 

@@ -39,9 +39,9 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.core.errors import InputError
-from tasks.core.files import list_files, load_hf
-from tasks.core.records import rejection
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.core.files import list_files, load_hf
+from synthq.tasks.core.records import rejection
 
 PROMPT_COLUMNS = ("prompt", "instruction", "question", "conversations", "messages", "turns")
 INPUT_COLUMNS = {"instruction": ("input", "instances")}  # appended to the prompt when present

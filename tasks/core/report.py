@@ -6,7 +6,7 @@ outputs that parsed and validated (rejections whose reason starts with `llm_` fa
 
 from __future__ import annotations
 
-from tasks.core.lake import Lake
+from synthq.tasks.core.lake import Lake
 
 DATASETS = ("documents", "demonstrations", "instructions", "scored", "curated", "responses", "pairs")
 LLM_DATASETS = ("demonstrations", "instructions", "scored", "responses")

@@ -1,5 +1,5 @@
 """The respond stage's configuration (answers, judge, pairs): a section of `FactoryConfig`,
-kept in its own file; import it from `tasks.core.config` like every other section."""
+kept in its own file; import it from `synthq.tasks.core.config` like every other section."""
 
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ user can count and a detail naming the setting to change:
 
 from __future__ import annotations
 
-from tasks.core.config import QualityConfig
-from tasks.core.method_config import QueryChecks
-from tasks.core.filters import FILTERS, DocView
-from tasks.core.langid import identify
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.method_config import QueryChecks
+from synthq.tasks.core.filters import FILTERS, DocView
+from synthq.tasks.core.langid import identify
 
 # Rules of the document filters that also judge a query, by the reason they report there.
 PROSE_RULES = ("gopher_mean_word_length", "gopher_symbol_ratio", "gopher_alpha_words")

@@ -4,7 +4,7 @@ Two tests, as in common practice: a shared run of `contamination_ngram` words (1
 default, on lowercased word tokens), and embedding similarity at or above
 `contamination_similarity` (which also catches paraphrases and prompts shorter than the
 n-gram). Each hit names the benchmark, so the report can count hits per benchmark. Benchmarks are read
-in every shape seeds are (`tasks.core.prompt_files`), and every user turn of a multi-turn
+in every shape seeds are (`synthq.tasks.core.prompt_files`), and every user turn of a multi-turn
 benchmark (MT-Bench's `turns`, chat messages) is registered, not only the first.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
-from tasks.core.config import CurateConfig
-from tasks.core.embeddings import embed
-from tasks.core.prompt_files import PromptFile, file_name, read_prompts
+from synthq.tasks.core.config import CurateConfig
+from synthq.tasks.core.embeddings import embed
+from synthq.tasks.core.prompt_files import PromptFile, file_name, read_prompts
 
 _WORD = re.compile(r"\w+")
 STAGE = "curate"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from tasks.core.records import CRITERIA
+from synthq.tasks.core.records import CRITERIA
 
 Score = Literal[0, 1]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from tasks.core.lake import Lake
+from synthq.tasks.core.lake import Lake
 
 
 def curation_report(lake: Lake) -> dict:

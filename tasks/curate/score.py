@@ -10,14 +10,14 @@ from pathlib import Path
 import pyarrow as pa
 from pydantic import BaseModel
 
-from tasks.shards.context import StageContext
-from tasks.core.lake import StageResult
-from tasks.shards.stage import Stage
-from tasks.core.prompts import Prompt, load_prompt
-from tasks.core.records import CRITERIA, CURATED, REJECTED, rejection, table
-from tasks.curate.checks import QueryChecker
-from tasks.curate.outputs import Moderation, Scores
-from tasks.llm.engine import Parsed, rejected_output, schema_for
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import StageResult
+from synthq.tasks.shards.stage import Stage
+from synthq.tasks.core.prompts import Prompt, load_prompt
+from synthq.tasks.core.records import CRITERIA, CURATED, REJECTED, rejection, table
+from synthq.tasks.curate.checks import QueryChecker
+from synthq.tasks.curate.outputs import Moderation, Scores
+from synthq.tasks.llm.engine import Parsed, rejected_output, schema_for
 
 STAGE = "curate"
 PROMPTS = Path(__file__).parent / "prompts"

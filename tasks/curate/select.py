@@ -20,14 +20,14 @@ import faiss
 import numpy as np
 import pyarrow as pa
 
-from tasks.core.config import CurateConfig, FactoryConfig
-from tasks.core.embeddings import embed
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
-from tasks.shards.stage import ShardSpec, Stage
-from tasks.curate.decontaminate import Benchmarks, benchmark_fields
-from tasks.core.records import CURATED, REJECTED, rejection, table
+from synthq.tasks.core.config import CurateConfig, FactoryConfig
+from synthq.tasks.core.embeddings import embed
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
+from synthq.tasks.shards.stage import ShardSpec, Stage
+from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
+from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
 
 STAGE = "curate"
 

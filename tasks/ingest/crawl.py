@@ -31,13 +31,13 @@ from datetime import datetime, timezone
 
 import httpx
 
-from tasks.core.config import CrawlConfig
-from tasks.core.errors import InputError
-from tasks.core.records import rejection
-from tasks.ingest.fetch import Fetched, Fetcher, Politeness, Refusal
-from tasks.ingest.netguard import AddressGuard, GuardedBackend, GuardedTransport, Resolver, resolve_host
-from tasks.ingest.raw import RawPage
-from tasks.ingest.robots import SiteRules, extract_links, host_of, normalize_url, origin_of
+from synthq.tasks.core.config import CrawlConfig
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.core.records import rejection
+from synthq.tasks.ingest.fetch import Fetched, Fetcher, Politeness, Refusal
+from synthq.tasks.ingest.netguard import AddressGuard, GuardedBackend, GuardedTransport, Resolver, resolve_host
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.ingest.robots import SiteRules, extract_links, host_of, normalize_url, origin_of
 
 STAGE = "ingest"
 _UNICODE_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")

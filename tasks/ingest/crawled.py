@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
 
-from tasks.core.config import CrawlConfig
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import PAGES, REJECTED, table
-from tasks.ingest.crawl import crawl
-from tasks.ingest.raw import RawPage
+from synthq.tasks.core.config import CrawlConfig
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import PAGES, REJECTED, table
+from synthq.tasks.ingest.crawl import crawl
+from synthq.tasks.ingest.raw import RawPage
 
 DATASET = "pages"
 

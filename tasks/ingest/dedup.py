@@ -26,10 +26,10 @@ import ray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from tasks.core.config import DedupConfig
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import REJECTED, rejection, table
-from tasks.ingest.minhash import SIDECAR, lsh_params, sidecar_fits, sidecar_signatures, signatures
+from synthq.tasks.core.config import DedupConfig
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import REJECTED, rejection, table
+from synthq.tasks.ingest.minhash import SIDECAR, lsh_params, sidecar_fits, sidecar_signatures, signatures
 
 DATASET = "documents"
 STAGE = "ingest"

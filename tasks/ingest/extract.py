@@ -22,12 +22,12 @@ from trafilatura.metadata import examine_meta, extract_meta_json, extract_title,
 from trafilatura.settings import DEFAULT_CONFIG, Document, set_date_params
 from trafilatura.utils import load_html
 
-from tasks.core.config import IngestConfig
-from tasks.core.records import rejection
-from tasks.core import filters
-from tasks.core.langid import check_language
-from tasks.ingest.raw import RawPage
-from tasks.core.words import split_words
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.core.records import rejection
+from synthq.tasks.core import filters
+from synthq.tasks.core.langid import check_language
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.core.words import split_words
 
 STAGE = "ingest"
 _SPACES = re.compile(r"\s+")

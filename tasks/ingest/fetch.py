@@ -3,7 +3,7 @@
 - `Politeness`: pacing per host (minimum delay between request starts, requests in flight)
   and the global cap on requests in flight.
 - `Fetcher`: one URL with a deadline, retries with backoff, manual redirects and the caps of
-  `tasks.ingest.netguard`; every failure is a `Refusal(reason, detail)`.
+  `synthq.tasks.ingest.netguard`; every failure is a `Refusal(reason, detail)`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tasks.ingest.netguard import BlockedAddress, BoundedBody, TooLarge, UnresolvableHost, UnsupportedEncoding
+from synthq.tasks.ingest.netguard import BlockedAddress, BoundedBody, TooLarge, UnresolvableHost, UnsupportedEncoding
 
 class Politeness:
     """Pacing per host: at most `per_host` requests in flight, request starts at least

@@ -1,7 +1,7 @@
 """MinHash signatures of documents, for near-duplicate search across the corpus.
 
 A document is the set of its word `shingle_words`-grams after normalization (lowercase,
-punctuation stripped; words as `tasks.core.words` splits them, so a Chinese, Japanese or
+punctuation stripped; words as `synthq.tasks.core.words` splits them, so a Chinese, Japanese or
 Thai character is a word). Each shingle gets a 32-bit hash; the signature
 is datasketch's default MinHash scheme ("affine32": MurmurHash3 finalizer, then
 `a * h + b mod 2**32` with datasketch's own permutations for the seed) applied to a whole
@@ -24,8 +24,8 @@ import pyarrow as pa
 from datasketch import MinHash
 from scipy import integrate
 
-from tasks.core.config import DedupConfig
-from tasks.core.words import split_words
+from synthq.tasks.core.config import DedupConfig
+from synthq.tasks.core.words import split_words
 
 SIDECAR = "minhash"  # sidecar name in the documents dataset: <lake>/documents/_minhash/
 SEED = 1  # datasketch's default seed: signatures stay comparable with datasketch's own

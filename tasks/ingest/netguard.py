@@ -12,7 +12,7 @@
 - `GuardedTransport`: the httpx transport over a connection pool on that backend.
 - `BoundedBody`: decompresses a body while counting, so a gzip bomb stops at the cap.
 
-Politeness and fetching (one URL with retries and redirects) live in `tasks.ingest.fetch`.
+Politeness and fetching (one URL with retries and redirects) live in `synthq.tasks.ingest.fetch`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The ingest stage over shards: read each shard's units, extract and clean every page, and
 sign the kept documents for near-duplicate search.
 
-A shard's input is a table of units (see `tasks.ingest.sources`): HTML files, row ranges of
+A shard's input is a table of units (see `synthq.tasks.ingest.sources`): HTML files, row ranges of
 JSONL/Parquet files or Hugging Face datasets, WARC/WET files, or shards of crawled pages.
 MinHash signatures travel with each shard as a sidecar, computed once, in parallel; the
-dedup across the whole corpus (`tasks.ingest.dedup`) runs after every shard is written.
+dedup across the whole corpus (`synthq.tasks.ingest.dedup`) runs after every shard is written.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from tasks.core.config import FactoryConfig, IngestConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import DOCUMENTS, REJECTED, table
-from tasks.shards.stage import ShardSpec, Stage
-from tasks.ingest.crawled import read_crawled
-from tasks.ingest.extract import extract_page
-from tasks.ingest.minhash import SIDECAR, sidecar_table, signatures
-from tasks.ingest.readers import read_units
-from tasks.ingest.sources import Plan
+from synthq.tasks.core.config import FactoryConfig, IngestConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
+from synthq.tasks.shards.stage import ShardSpec, Stage
+from synthq.tasks.ingest.crawled import read_crawled
+from synthq.tasks.ingest.extract import extract_page
+from synthq.tasks.ingest.minhash import SIDECAR, sidecar_table, signatures
+from synthq.tasks.ingest.readers import read_units
+from synthq.tasks.ingest.sources import Plan
 
 DATASET = "documents"
 

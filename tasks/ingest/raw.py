@@ -1,7 +1,7 @@
 """What every ingest source yields: one raw page (HTML or plain text) with its provenance.
 
 Readers (files, tables, WARC/WET, Hugging Face datasets, the crawler) turn their input into
-`RawPage`s, or into rejection rows (`tasks.core.records.rejection`) for input they cannot
+`RawPage`s, or into rejection rows (`synthq.tasks.core.records.rejection`) for input they cannot
 read. Extraction and cleaning take it from there, whatever the source was.
 """
 

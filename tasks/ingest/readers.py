@@ -1,6 +1,6 @@
 """Reading planned units into raw pages: HTML files, WARC/WET files, table rows, HF datasets.
 
-A unit (see `tasks.ingest.sources`) names one input and a range in it. Every record of a
+A unit (see `synthq.tasks.ingest.sources`) names one input and a range in it. Every record of a
 unit comes out as a `RawPage` or as a rejection row; WARC records that are not documents
 (requests, metadata, warcinfo...) are counted by type in `stats`. Reading never raises: a
 file that breaks half-way ends with a rejection saying where, and the next unit goes on.
@@ -20,11 +20,11 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 from warcio.archiveiterator import ArchiveIterator
 
-from tasks.core.config import IngestConfig
-from tasks.core.errors import InputError
-from tasks.core.files import load_hf
-from tasks.core.records import rejection
-from tasks.ingest.raw import RawPage
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.core.files import load_hf
+from synthq.tasks.core.records import rejection
+from synthq.tasks.ingest.raw import RawPage
 
 STAGE = "ingest"  # the stage named in rejection rows
 HTML_TYPES = ("text/html", "application/xhtml+xml")

@@ -25,8 +25,8 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from lxml import etree
 from protego import Protego
 
-from tasks.ingest.fetch import Fetcher, Politeness, Refusal
-from tasks.ingest.netguard import BoundedBody
+from synthq.tasks.ingest.fetch import Fetcher, Politeness, Refusal
+from synthq.tasks.ingest.netguard import BoundedBody
 
 ROBOTS_MAX_BYTES = 500 * 1024  # RFC 9309: parse at least the first 500 KiB
 ROBOTS_MAX_REDIRECTS = 5  # RFC 9309: follow at least five

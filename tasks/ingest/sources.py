@@ -24,11 +24,11 @@ from urllib.parse import urlparse
 import fsspec
 import pyarrow.parquet as pq
 
-from tasks.core.config import IngestConfig
-from tasks.core import files
-from tasks.core.errors import InputError
-from tasks.ingest.readers import BOM, EXPECTED, check_columns, file_uri, load_hf, open_lines
-from tasks.sample import PAGES
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.core import files
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.ingest.readers import BOM, EXPECTED, check_columns, file_uri, load_hf, open_lines
+from synthq.tasks.sample import PAGES
 
 SUFFIXES = {
     "html": (".html", ".htm", ".xhtml", ".html.gz", ".htm.gz", ".xhtml.gz"),

@@ -9,11 +9,11 @@ an ingested page.
 
 from __future__ import annotations
 
-from tasks.core.config import IngestConfig
-from tasks.ingest.crawl import crawl
-from tasks.ingest.extract import extract_page
-from tasks.ingest.raw import RawPage
-from tasks.ingest.robots import normalize_url
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.ingest.crawl import crawl
+from synthq.tasks.ingest.extract import extract_page
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.ingest.robots import normalize_url
 
 
 def _key(url: str) -> str:

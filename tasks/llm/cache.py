@@ -22,8 +22,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from tasks.core.lake import Lake
-from tasks.llm.engine import Engine, Request, Result, sample_id
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm.engine import Engine, Request, Result, sample_id
 
 FOLDER = "cache/llm"
 

@@ -7,7 +7,7 @@ prefilled once, on one replica. Results come back in request order whatever the 
 
 from __future__ import annotations
 
-from tasks.llm.engine import Request
+from synthq.tasks.llm.engine import Request
 
 
 def runs(requests: list[Request]) -> list[range]:

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 import annotated_types
 from pydantic import BaseModel, ValidationError, create_model
 
-from tasks.core.records import rejection
+from synthq.tasks.core.records import rejection
 
 M = TypeVar("M", bound=BaseModel)
 

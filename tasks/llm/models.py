@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from tasks.core.errors import ModelError
+from synthq.tasks.core.errors import ModelError
 
 log = logging.getLogger(__name__)
 

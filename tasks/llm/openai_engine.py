@@ -15,10 +15,10 @@ import os
 import time
 from collections import Counter
 
-from tasks.core.config import EngineConfig
-from tasks.core.errors import ConfigError
-from tasks.llm.engine import Request, Result, sample_id
-from tasks.llm.resilience import Gate, backoff, classify
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.core.errors import ConfigError
+from synthq.tasks.llm.engine import Request, Result, sample_id
+from synthq.tasks.llm.resilience import Gate, backoff, classify
 
 
 class OpenAIEngine:

@@ -16,11 +16,11 @@ import hashlib
 
 import ray
 
-from tasks.core.config import EngineConfig, RespondConfig
-from tasks.llm.dispatch import gather, split
-from tasks.llm.engine import Request, Result
-from tasks.llm.models import display_name
-from tasks.llm.vllm_engine import VLLMEngine, cpu_engine_env
+from synthq.tasks.core.config import EngineConfig, RespondConfig
+from synthq.tasks.llm.dispatch import gather, split
+from synthq.tasks.llm.engine import Request, Result
+from synthq.tasks.llm.models import display_name
+from synthq.tasks.llm.vllm_engine import VLLMEngine, cpu_engine_env
 
 NAMESPACE = "synthq"
 
@@ -107,7 +107,7 @@ def _start(cfg: EngineConfig) -> RayEngine:
 
 class RewardActor:
     def __init__(self, cfg: RespondConfig):
-        from tasks.llm.reward import RewardModel
+        from synthq.tasks.llm.reward import RewardModel
 
         self.model = RewardModel(cfg.reward_model, cfg.reward_batch_size, cfg.reward_max_length, cfg.reward_trust_remote_code)
 

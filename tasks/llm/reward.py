@@ -7,7 +7,7 @@ custom head returns the preference score there).
 
 from __future__ import annotations
 
-from tasks.core.errors import ConfigError
+from synthq.tasks.core.errors import ConfigError
 
 
 class RewardModel:

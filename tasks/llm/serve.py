@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from tasks.core.config import EngineConfig
-from tasks.core.errors import ModelError
-from tasks.llm.models import resolve_model
-from tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.core.errors import ModelError
+from synthq.tasks.llm.models import resolve_model
+from synthq.tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
 
 
 def free_port() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from tasks.core.config import EngineConfig
-from tasks.llm.models import resolve_model
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.llm.models import resolve_model
 
 
 @lru_cache(maxsize=4)

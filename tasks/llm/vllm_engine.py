@@ -11,9 +11,9 @@ import os
 import time
 from pathlib import Path
 
-from tasks.core.config import EngineConfig
-from tasks.llm.engine import Request, Result, sample_id
-from tasks.llm.models import display_name, resolve_model
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.llm.engine import Request, Result, sample_id
+from synthq.tasks.llm.models import display_name, resolve_model
 
 
 def has_gpu() -> bool:

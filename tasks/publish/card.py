@@ -10,7 +10,7 @@ import pyarrow as pa
 import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from tasks.core.records import describe
+from synthq.tasks.core.records import describe
 
 
 def _feature(dtype: pa.DataType):

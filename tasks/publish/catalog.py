@@ -15,8 +15,8 @@ from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.core.errors import LakeError
-from tasks.core.lake import Lake
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import Lake
 
 CATALOG = "catalog.sqlite"
 

@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 import sqlite_utils
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.core import records
-from tasks.core.lake import Lake
-from tasks.core.report import DATASETS
-from tasks.publish import catalog
-from tasks.publish.release import DATA_FILE
+from synthq.tasks.core import records
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.report import DATASETS
+from synthq.tasks.publish import catalog
+from synthq.tasks.publish.release import DATA_FILE
 
 EXPORT_VERSION = "1"  # bump when the tables change, so old exports are rebuilt
 BATCH = 2000  # rows per insert: bounded memory on large lakes

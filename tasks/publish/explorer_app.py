@@ -23,8 +23,8 @@ from datasette.plugins import pm
 from datasette.utils import tilde_encode
 from markupsafe import Markup, escape
 
-from tasks.core.records import describe
-from tasks.publish.explorer import TABLES
+from synthq.tasks.core.records import describe
+from synthq.tasks.publish.explorer import TABLES
 
 DATABASE = "synthq"  # the database name in URLs: /synthq/<table>
 DEFAULT_HOST = "127.0.0.1"  # loopback: the lake is not served to the network unless asked

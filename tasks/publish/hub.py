@@ -12,8 +12,8 @@ from pathlib import Path
 
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.core.errors import ConfigError
-from tasks.core.lake import Lake
+from synthq.tasks.core.errors import ConfigError
+from synthq.tasks.core.lake import Lake
 
 
 def hub_token(token_env: str) -> str:

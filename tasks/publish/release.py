@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from tasks.core.errors import LakeError
-from tasks.core.embeddings import embed
-from tasks.core.lake import Lake
-from tasks.core.neardup import ReleaseIndex
-from tasks.publish import catalog
-from tasks.publish.card import render_card
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.embeddings import embed
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.neardup import ReleaseIndex
+from synthq.tasks.publish import catalog
+from synthq.tasks.publish.card import render_card
 
 DATA_FILE = "train-00000-of-00001.parquet"
 

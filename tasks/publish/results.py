@@ -17,7 +17,7 @@ import json
 import math
 from pathlib import Path
 
-from tasks.core.errors import InputError
+from synthq.tasks.core.errors import InputError
 
 FORMATS = (
     "an lm-evaluation-harness results JSON, an AlpacaEval leaderboard CSV, or a CSV/JSON with "

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.core.lake import Lake
+from synthq.tasks.core.lake import Lake
 
 
 def series(points: list[dict]) -> dict[str, list[dict]]:

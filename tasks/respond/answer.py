@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.shards.context import StageContext
-from tasks.core.prompts import load_prompt
-from tasks.llm.engine import Parsed, schema_for
-from tasks.respond.checks import Checked, check_answer, response_text
-from tasks.respond.outputs import Expert
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.prompts import load_prompt
+from synthq.tasks.llm.engine import Parsed, schema_for
+from synthq.tasks.respond.checks import Checked, check_answer, response_text
+from synthq.tasks.respond.outputs import Expert
 
 PROMPTS = Path(__file__).parent / "prompts"
 EXPERT, ANSWER = PROMPTS / "expert.yaml", PROMPTS / "answer.yaml"

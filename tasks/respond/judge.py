@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tasks.shards.context import StageContext
-from tasks.core.prompts import load_prompt
-from tasks.core.records import ASPECTS
-from tasks.llm.engine import Parsed, schema_for
-from tasks.respond.outputs import Judgement, overall
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.prompts import load_prompt
+from synthq.tasks.core.records import ASPECTS
+from synthq.tasks.llm.engine import Parsed, schema_for
+from synthq.tasks.respond.outputs import Judgement, overall
 
 JUDGE = Path(__file__).parent / "prompts" / "judge.yaml"
 

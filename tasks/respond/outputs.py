@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
-from tasks.core.records import ASPECTS
+from synthq.tasks.core.records import ASPECTS
 
 _WORD = re.compile(r"\w+")
 

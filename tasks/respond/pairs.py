@@ -14,10 +14,10 @@ from itertools import groupby
 
 import pyarrow as pa
 
-from tasks.shards.context import StageContext
-from tasks.core.lake import StageResult
-from tasks.core.records import PAIRS, REJECTED, prompt_messages, rejection, table
-from tasks.shards.stage import Stage
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import StageResult
+from synthq.tasks.core.records import PAIRS, REJECTED, prompt_messages, rejection, table
+from synthq.tasks.shards.stage import Stage
 
 STAGE = "respond"
 LINEAGE = ("query_id", "query", "document_id", "document_url", "demonstration_ids", "query_model", "query_prompt_version", "query_score")

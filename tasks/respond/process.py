@@ -16,13 +16,13 @@ from collections import Counter
 
 import pyarrow as pa
 
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import REJECTED, RESPONSES, rejection, table
-from tasks.shards.stage import ShardSpec, Stage
-from tasks.llm.engine import rejected_output
-from tasks.respond.answer import ANSWER, EXPERT, Sample, experts, response_row, sample_answers
-from tasks.respond.judge import JUDGE, judge_name, judge_version, llm_judge, reward_scores, scores_from_judgement
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import REJECTED, RESPONSES, rejection, table
+from synthq.tasks.shards.stage import ShardSpec, Stage
+from synthq.tasks.llm.engine import rejected_output
+from synthq.tasks.respond.answer import ANSWER, EXPERT, Sample, experts, response_row, sample_answers
+from synthq.tasks.respond.judge import JUDGE, judge_name, judge_version, llm_judge, reward_scores, scores_from_judgement
 
 STAGE = "respond"
 
@@ -84,7 +84,7 @@ def process(queries: pa.Table, ctx: StageContext) -> StageResult:
 
 def prepare(ctx: StageContext) -> None:
     if ctx.cfg.respond.judge == "reward_model" and "reward" not in ctx.extras:
-        from tasks.llm.ray_engine import reward_actor
+        from synthq.tasks.llm.ray_engine import reward_actor
 
         ctx.extras["reward"] = reward_actor(ctx.cfg.respond)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.core.lake import Lake
-from tasks.core.report import pairs_markdown
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.report import pairs_markdown
 
 
 def respond_markdown(lake: Lake, n: int = 3) -> str:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from tasks.core.config import FactoryConfig
-from tasks.core.errors import ServiceError
-from tasks.core.lake import Lake
-from tasks.llm.engine import Engine, Parsed, Request, Result, complete
-from tasks.llm.models import display_name
-from tasks.llm.tokens import Tokens
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.errors import ServiceError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm.engine import Engine, Parsed, Request, Result, complete
+from synthq.tasks.llm.models import display_name
+from synthq.tasks.llm.tokens import Tokens
 
 # What a shard's manifest records of its LLM calls: outputs, repairs, and tokens (prompt, the
 # part of it served from the engine's prefix cache, output), repair attempts included.

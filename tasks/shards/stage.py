@@ -14,12 +14,12 @@ from typing import Callable
 
 import pyarrow as pa
 
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.prompts import load_prompt
-from tasks.llm.cache import CachedEngine
-from tasks.llm.engine import Engine
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.prompts import load_prompt
+from synthq.tasks.llm.cache import CachedEngine
+from synthq.tasks.llm.engine import Engine
 
 
 @dataclass

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.shards.stage import ShardSpec, Stage
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import ShardSpec, Stage
 
 FOLDER = "cache/carry/instructions"
 

@@ -17,9 +17,9 @@ import random
 
 import numpy as np
 
-from tasks.core.embeddings import embed
-from tasks.core.lake import Lake
-from tasks.core.prompts import Prompt
+from synthq.tasks.core.embeddings import embed
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.prompts import Prompt
 
 VECTORS_DIR = "indexes/demonstrations"
 PASSAGE_CHARS = 2000  # what the encoder reads of a demonstration: its seed, then its document

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-from tasks.core.outputs import Compositions, check_scene
-from tasks.core.prose import prose_problem
+from synthq.tasks.core.outputs import Compositions, check_scene
+from synthq.tasks.core.prose import prose_problem
 
 
 MIN_QUERY_WORDS = 5

@@ -20,13 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.shards.context import StageContext
-from tasks.core.embeddings import embed, passages
-from tasks.core.prompts import Prompt, load_prompt
-from tasks.llm.engine import Request, output_model, schema_for
-from tasks.synthesize.demos import choose, demonstration_vectors, draw, render_demonstration
-from tasks.synthesize.groups import group_documents, unit
-from tasks.synthesize.outputs import Synthesis
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.embeddings import embed, passages
+from synthq.tasks.core.prompts import Prompt, load_prompt
+from synthq.tasks.llm.engine import Request, output_model, schema_for
+from synthq.tasks.synthesize.demos import choose, demonstration_vectors, draw, render_demonstration
+from synthq.tasks.synthesize.groups import group_documents, unit
+from synthq.tasks.synthesize.outputs import Synthesis
 
 PROMPT = Path(__file__).parent / "prompts" / "synthesize.yaml"
 BLOCKS_DIR = "indexes/demonstration_blocks"  # rendered, token-counted demonstrations, one file per set

@@ -12,17 +12,17 @@ import hashlib
 
 import pyarrow as pa
 
-from tasks.shards.context import StageContext
-from tasks.core.errors import LakeError
-from tasks.core.lake import StageResult
-from tasks.core.prompts import load_prompt
-from tasks.core.records import INSTRUCTIONS, REJECTED, table
-from tasks.shards.stage import Stage
-from tasks.llm.engine import output_model, rejected_output
-from tasks.synthesize.carry import carried
-from tasks.synthesize.demos import demonstration_vectors
-from tasks.synthesize.outputs import Synthesis
-from tasks.synthesize.plan import PROMPT, Planned, build_requests
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import StageResult
+from synthq.tasks.core.prompts import load_prompt
+from synthq.tasks.core.records import INSTRUCTIONS, REJECTED, table
+from synthq.tasks.shards.stage import Stage
+from synthq.tasks.llm.engine import output_model, rejected_output
+from synthq.tasks.synthesize.carry import carried
+from synthq.tasks.synthesize.demos import demonstration_vectors
+from synthq.tasks.synthesize.outputs import Synthesis
+from synthq.tasks.synthesize.plan import PROMPT, Planned, build_requests
 
 STAGE = "synthesize"
 

@@ -256,12 +256,12 @@ def evaluate(lake_dir: str, modes=("dense", "bm25", "hybrid"), embedder: str = "
     indexes built by `build_index`, each query retrieved by `corpus_documents`."""
     from datetime import datetime, timezone
 
-    from tasks.attribute.grounding import corpus_documents, prepare
-    from tasks.attribute.retrieve import build_index, load_index
-    from tasks.core.config import FactoryConfig
-    from tasks.shards.context import StageContext
-    from tasks.core.lake import Lake, StageResult
-    from tasks.core.records import DOCUMENTS as SCHEMA, REJECTED, table
+    from synthq.tasks.attribute.grounding import corpus_documents, prepare
+    from synthq.tasks.attribute.retrieve import build_index, load_index
+    from synthq.tasks.core.config import FactoryConfig
+    from synthq.tasks.shards.context import StageContext
+    from synthq.tasks.core.lake import Lake, StageResult
+    from synthq.tasks.core.records import DOCUMENTS as SCHEMA, REJECTED, table
 
     lake = Lake(lake_dir)
     now = datetime.now(timezone.utc)

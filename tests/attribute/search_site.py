@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from tasks.sample import PAGES
+from synthq.tasks.sample import PAGES
 from tests.ingest.sites import Site
 
 KEY = "sk-test-7d1f0c9a-never-log-me"

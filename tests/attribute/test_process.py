@@ -7,14 +7,14 @@ import json
 import pytest
 import trafilatura
 
-from tasks.attribute.process import prepare, process
-from tasks.attribute.retrieve import build_index
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import DOCUMENTS, REJECTED, table
-from tasks.llm.engine import Result
-from tasks.sample import PAGES
+from synthq.tasks.attribute.process import prepare, process
+from synthq.tasks.attribute.retrieve import build_index
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
+from synthq.tasks.llm.engine import Result
+from synthq.tasks.sample import PAGES
 
 import numpy as np
 import pyarrow as pa
@@ -103,7 +103,7 @@ def test_a_scene_that_is_not_prose_is_refused(lake):
 def test_the_index_embeds_each_documents_shard_once(tmp_path, monkeypatch):
     """Vectors are kept per documents shard: a rebuild embeds nothing, an appended shard is the
     only one embedded, a rewritten shard is embedded again, and the index equals a fresh build."""
-    from tasks.attribute import retrieve
+    from synthq.tasks.attribute import retrieve
 
     lake, embedded = Lake(str(tmp_path / "lake")), []
     real = retrieve.embed

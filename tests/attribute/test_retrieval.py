@@ -3,12 +3,12 @@ retrieval set decides the default mode; fusion, persistence in the lake and empt
 
 import pytest
 
-from tasks.attribute import lexical
-from tasks.attribute.grounding import corpus_documents, fuse, prepare
-from tasks.attribute.retrieve import load_index
-from tasks.core.config import AttributeConfig, FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake
+from synthq.tasks.attribute import lexical
+from synthq.tasks.attribute.grounding import corpus_documents, fuse, prepare
+from synthq.tasks.attribute.retrieve import load_index
+from synthq.tasks.core.config import AttributeConfig, FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake
 from tests.attribute.retrieval_set import DOCUMENTS, QUERIES, evaluate
 
 

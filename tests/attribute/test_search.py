@@ -7,13 +7,13 @@ import logging
 
 import pytest
 
-from tasks.attribute.grounding import find_documents
-from tasks.attribute.outputs import SeedAnalysis
-from tasks.core.config import FactoryConfig
-from tasks.ingest.web import fetch_documents
-from tasks.shards.context import StageContext
-from tasks.core.errors import ServiceError
-from tasks.core.lake import Lake
+from synthq.tasks.attribute.grounding import find_documents
+from synthq.tasks.attribute.outputs import SeedAnalysis
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.ingest.web import fetch_documents
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.errors import ServiceError
+from synthq.tasks.core.lake import Lake
 from tests.attribute.search_site import KEY, SearchSite
 
 

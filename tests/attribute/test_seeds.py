@@ -1,8 +1,8 @@
 import pytest
 
-from tasks.attribute.seeds import load_seeds
-from tasks.core.errors import InputError, SeedFileError
-from tasks.sample import SEEDS
+from synthq.tasks.attribute.seeds import load_seeds
+from synthq.tasks.core.errors import InputError, SeedFileError
+from synthq.tasks.sample import SEEDS
 
 
 def test_bundled_seeds_are_all_valid():

@@ -1,7 +1,7 @@
 import pytest
 
-from tasks.core.config import FactoryConfig, load_config, parse_override
-from tasks.core.errors import ConfigError
+from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
+from synthq.tasks.core.errors import ConfigError
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -47,8 +47,8 @@ def test_digest_tracks_only_named_sections():
 
 
 def test_selection_options_do_not_invalidate_scores():
-    from tasks.curate.score import STAGE_SPEC as SCORE
-    from tasks.curate.select import STAGE_SPEC as SELECT
+    from synthq.tasks.curate.score import STAGE_SPEC as SCORE
+    from synthq.tasks.curate.select import STAGE_SPEC as SELECT
 
     a, b = FactoryConfig(), FactoryConfig(curate={"benchmarks": ["x.jsonl"], "target_size": 10})
     assert SCORE.digest(a) == SCORE.digest(b)
@@ -60,7 +60,7 @@ def test_cli_config_prints_yaml_and_names_bad_keys():
     import yaml
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from synthq.flows.cli import app
 
     ok = CliRunner().invoke(app, ["config", "--set", "curate.target_size=50"])
     assert ok.exit_code == 0 and yaml.safe_load(ok.output)["curate"]["target_size"] == 50

@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 import trafilatura
 
-from tasks.core.config import QualityConfig
-from tasks.core.errors import ConfigError
-from tasks.core import filters
-from tasks.core.filters import repetition
-from tasks.core.filters.base import DocView
-from tasks.sample import PAGES
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.errors import ConfigError
+from synthq.tasks.core import filters
+from synthq.tasks.core.filters import repetition
+from synthq.tasks.core.filters.base import DocView
+from synthq.tasks.sample import PAGES
 
 CFG = QualityConfig()
 

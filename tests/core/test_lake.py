@@ -1,9 +1,9 @@
 import pyarrow as pa
 import pytest
 
-from tasks.core.errors import LakeError
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import REJECTED, rejection, table
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import REJECTED, rejection, table
 
 
 def _result(n: int, bad: int = 0) -> StageResult:

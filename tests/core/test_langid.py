@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.core.langid import check_language, identify
+from synthq.tasks.core.langid import check_language, identify
 
 ENGLISH = (
     "A sourdough starter is a living culture of wild yeast and bacteria. Feed it flour and water "

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tasks.core.errors import LakeError
-from tasks.core.lake import Lake
-from tasks.core.neardup import IndexSpec, ReleaseIndex, within
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, within
 
 DIM = 64
 EXACT = IndexSpec(threshold=10**9, nprobe=1)

@@ -4,7 +4,7 @@ default differs from it, with both values as they are."""
 import re
 from pathlib import Path
 
-from tasks.core.config import FactoryConfig, load_config
+from synthq.tasks.core.config import FactoryConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "configs" / "paper.yaml"

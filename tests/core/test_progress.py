@@ -8,7 +8,7 @@ import sys
 
 from rich.console import Console
 
-from tasks.core.progress import StageCounts, StageProgress, show_progress
+from synthq.tasks.core.progress import StageCounts, StageProgress, show_progress
 
 
 def test_counts_rate_and_time_left():

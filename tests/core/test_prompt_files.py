@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.attribute.seeds import read_seeds
-from tasks.core.errors import InputError, SeedFileError
-from tasks.curate.decontaminate import Benchmarks, load_benchmark
+from synthq.tasks.attribute.seeds import read_seeds
+from synthq.tasks.core.errors import InputError, SeedFileError
+from synthq.tasks.curate.decontaminate import Benchmarks, load_benchmark
 
 SELF_INSTRUCT = [  # the self-instruct seed_tasks.jsonl shape
     {"id": "seed_task_0", "name": "breakfast_suggestion", "instruction": "Is there anything I can eat for a breakfast that doesn't include eggs?",
@@ -72,7 +72,7 @@ def test_mt_bench_first_turn_for_seeds_every_turn_for_benchmarks(tmp_path):
 
 
 def _vecs(texts):
-    from tasks.core.embeddings import embed
+    from synthq.tasks.core.embeddings import embed
 
     return embed(texts, "bundled")
 

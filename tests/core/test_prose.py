@@ -2,10 +2,10 @@
 
 import pytest
 
-from tasks.attribute.outputs import Grounding
-from tasks.core.prose import prose_problem
-from tasks.llm.engine import without_caps
-from tasks.synthesize.outputs import Synthesis
+from synthq.tasks.attribute.outputs import Grounding
+from synthq.tasks.core.prose import prose_problem
+from synthq.tasks.llm.engine import without_caps
+from synthq.tasks.synthesize.outputs import Synthesis
 
 COMPOSITIONS = {"ability": "a", "knowledge": "b", "extra_information": "c", "output": "d"}
 GOOD_SCENE = "A home baker moved to a colder flat and her starter stopped rising, so she looks for feeding advice."
@@ -35,7 +35,7 @@ def test_scene_validator_holds_with_and_without_caps(model):
 def test_uncapped_model_takes_long_queries():
     import trafilatura
 
-    from tasks.sample import PAGES
+    from synthq.tasks.sample import PAGES
 
     page = trafilatura.extract((PAGES / "01-sourdough-starter.html").read_text())
     long_query = "Please review this guide and explain each claim in it:\n" + page[:2400]

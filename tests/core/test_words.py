@@ -6,13 +6,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from tasks.core.config import DedupConfig, IngestConfig, QualityConfig
-from tasks.core import filters
-from tasks.ingest.extract import extract_page
-from tasks.core.filters.base import DocView
-from tasks.ingest.minhash import normalize, sidecar_fits, sidecar_table, signatures
-from tasks.ingest.raw import RawPage
-from tasks.core.words import split_words
+from synthq.tasks.core.config import DedupConfig, IngestConfig, QualityConfig
+from synthq.tasks.core import filters
+from synthq.tasks.ingest.extract import extract_page
+from synthq.tasks.core.filters.base import DocView
+from synthq.tasks.ingest.minhash import normalize, sidecar_fits, sidecar_table, signatures
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.core.words import split_words
 
 ZH = """如何养好酸面种
 酸面种是一种由野生酵母和乳酸菌组成的活性培养物，不需要任何包装酵母就能让面包发起来。

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from tasks.core.method_config import QueryChecks
-from tasks.curate.checks import QueryChecker, copied_share, document_overlap
-from tasks.core.filters import DocView
-from tasks.sample import PAGES, SEEDS
+from synthq.tasks.core.method_config import QueryChecks
+from synthq.tasks.curate.checks import QueryChecker, copied_share, document_overlap
+from synthq.tasks.core.filters import DocView
+from synthq.tasks.sample import PAGES, SEEDS
 
 PAGE = PAGES / "01-sourdough-starter.html"
 

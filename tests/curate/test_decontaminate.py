@@ -7,11 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.core.config import CurateConfig
-from tasks.core.errors import InputError
-from tasks.core.records import CURATED
-from tasks.curate.decontaminate import load_benchmark
-from tasks.curate.select import k_center, select
+from synthq.tasks.core.config import CurateConfig
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.core.records import CURATED
+from synthq.tasks.curate.decontaminate import load_benchmark
+from synthq.tasks.curate.select import k_center, select
 from tests.curate.test_select import QUERIES, _row, _table
 
 MT_BENCH = [

@@ -2,9 +2,9 @@
 
 import pyarrow as pa
 
-from tasks.core.config import CurateConfig
-from tasks.core.records import CRITERIA, CURATED
-from tasks.curate.select import select
+from synthq.tasks.core.config import CurateConfig
+from synthq.tasks.core.records import CRITERIA, CURATED
+from synthq.tasks.curate.select import select
 
 
 def _row(i: int, query: str, total: int) -> dict:
@@ -54,9 +54,9 @@ def test_min_score_and_topic_selection():
 
 
 def test_curation_report_from_the_lake(lake_dir):
-    from tasks.core.lake import Lake, StageResult
-    from tasks.core.records import REJECTED, rejection, table
-    from tasks.curate.report import render_markdown, write_report
+    from synthq.tasks.core.lake import Lake, StageResult
+    from synthq.tasks.core.records import REJECTED, rejection, table
+    from synthq.tasks.curate.report import render_markdown, write_report
 
     lake = Lake(lake_dir)
     lake.write_shard("scored", "00000", StageResult(_table(), table([rejection("curate", "llm_truncated", "d", "x", {})], REJECTED)), input_id="i", config="c")
@@ -73,9 +73,9 @@ def test_curation_report_from_the_lake(lake_dir):
 
 def test_dedup_against_earlier_releases(lake_dir):
     """A new near-twin of a released row is dropped; a released row is never displaced."""
-    from tasks.core.lake import Lake
-    from tasks.core.neardup import IndexSpec, ReleaseIndex
-    from tasks.publish.release import index_releases, publish
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
+    from synthq.tasks.publish.release import index_releases, publish
 
     lake = Lake(lake_dir)
     cfg = CurateConfig(dedup_threshold=0.9)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.sample import PAGES, SEEDS
+from synthq.tasks.sample import PAGES, SEEDS
 
 pytestmark = pytest.mark.slow
 

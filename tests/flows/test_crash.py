@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tasks.core.lake import Lake
-from tasks.llm.models import resolve_model
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm.models import resolve_model
 from tests.conftest import SUBSET
-from tasks.sample import PAGES, SEEDS
+from synthq.tasks.sample import PAGES, SEEDS
 from tests.llm.faults import Faulty
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import yaml
 from prefect import Flow
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, run_parameters, trigger
-from tasks.core.config import nested
-from tasks.core.errors import ConfigError
+from synthq.flows.cli import app
+from synthq.flows.deploy import DEPLOYMENT, FLOWS, POOL, ROOT, run_parameters, trigger
+from synthq.tasks.core.config import nested
+from synthq.tasks.core.errors import ConfigError
 
 
 def _load(entrypoint: str) -> Flow:

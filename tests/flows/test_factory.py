@@ -5,8 +5,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.core.config import load_config
-from tasks.core.lake import Lake
+from synthq.tasks.core.config import load_config
+from synthq.tasks.core.lake import Lake
 
 pytestmark = pytest.mark.slow
 
@@ -20,10 +20,10 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     """Holds no engine handle of its own: the flows must keep the one engine alive for every stage."""
     import ray
 
-    from tasks.llm.ray_engine import NAMESPACE, actor_name
+    from synthq.tasks.llm.ray_engine import NAMESPACE, actor_name
 
-    from flows.factory import factory_flow
-    from flows.synthesize import synthesize_flow
+    from synthq.flows.factory import factory_flow
+    from synthq.flows.synthesize import synthesize_flow
 
     pages, seeds = sample_subset
     cfg = load_config(None, {
@@ -75,7 +75,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert set(row["demonstration_ids"]) <= demo_ids and row["demonstration_ids"]
     assert 0 <= row["score_total"] <= 7
     # no released query fails a model-free check; the ones that did are counted by reason
-    from tasks.curate.checks import REASONS, QueryChecker
+    from synthq.tasks.curate.checks import REASONS, QueryChecker
 
     texts = dict(zip(lake.read("documents").column("id").to_pylist(), lake.read("documents").column("text").to_pylist()))
     checker = QueryChecker(cfg.curate.checks)
@@ -103,9 +103,9 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert sum(c["hits"] for c in cache) > 0 and sum(c["misses"] for c in cache) == 0
 
     # curate again with v1 in the release index: every released row stays, nothing new appears
-    from flows.curate import curate_flow
-    from flows.publish import publish_flow
-    from tasks.core.neardup import release_index
+    from synthq.flows.curate import curate_flow
+    from synthq.flows.publish import publish_flow
+    from synthq.tasks.core.neardup import release_index
 
     assert release_index(lake, cfg).versions == [1]
     curate_flow(cfg)

@@ -17,11 +17,11 @@ from warcio.warcwriter import WARCWriter
 
 from datetime import datetime, timezone
 
-from tasks.core.config import IngestConfig, load_config
-from tasks.ingest.extract import extract_page
-from tasks.ingest.raw import RawPage
-from tasks.core.lake import Lake
-from tasks.sample import PAGES
+from synthq.tasks.core.config import IngestConfig, load_config
+from synthq.tasks.ingest.extract import extract_page
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.sample import PAGES
 
 FOLDER = ["01-sourdough-starter.html", "37-login-wall.html"]
 WARC = "05-git-rebase-vs-merge.html"
@@ -82,7 +82,7 @@ def _config(lake_dir: str, sources: list[str]):
 
 
 def test_every_source_then_rerun_then_append(prefect_server, ray_local, lake_dir, tmp_path, site):
-    from flows.ingest import ingest_flow
+    from synthq.flows.ingest import ingest_flow
 
     cfg = _config(lake_dir, _sources(tmp_path, site))
     report = ingest_flow(cfg)

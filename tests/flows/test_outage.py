@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from flows.publish import publish_flow
-from flows.respond import respond_flow
-from flows.runtime import StageFailed
-from tasks.core.config import load_config
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import REJECTED
-from tasks.llm.models import resolve_model
-from tasks.publish.catalog import local_catalog, releases
+from synthq.flows.publish import publish_flow
+from synthq.flows.respond import respond_flow
+from synthq.flows.runtime import StageFailed
+from synthq.tasks.core.config import load_config
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import REJECTED
+from synthq.tasks.llm.models import resolve_model
+from synthq.tasks.publish.catalog import local_catalog, releases
 from tests.llm.faults import Faulty
 from tests.respond.helpers import curated
 
@@ -23,7 +23,7 @@ def _key(body: dict) -> str:
 
 
 def test_outage_then_rerun_regenerates_exactly_the_failed_requests(prefect_server, ray_local, lake_dir, monkeypatch):
-    monkeypatch.setattr("tasks.llm.resilience.random.uniform", lambda a, b: 0.0)
+    monkeypatch.setattr("synthq.tasks.llm.resilience.random.uniform", lambda a, b: 0.0)
     lake = Lake(lake_dir)
     lake.write_shard("curated", "00000", StageResult(curated(), REJECTED.empty_table()), input_id="x", config="x")
     with Faulty(rate=0.3, faults=("500", "503", "drop", "not_json", "no_choices", "truncated"), seed=3) as srv:

@@ -5,11 +5,11 @@ import asyncio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from flows.publish import scaling_flow
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.publish import catalog
-from tasks.publish.release import publish
+from synthq.flows.publish import scaling_flow
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.publish import catalog
+from synthq.tasks.publish.release import publish
 from tests.publish.test_release import STAGES, _data
 
 

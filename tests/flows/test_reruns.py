@@ -14,11 +14,11 @@ import shutil
 
 import pytest
 
-from tasks.core.config import load_config
-from tasks.core.lake import Lake
-from tasks.shards.stage import dataset_identity
-from tasks.sample import PAGES, SEEDS
-from tasks.synthesize.plan import PROMPT
+from synthq.tasks.core.config import load_config
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import dataset_identity
+from synthq.tasks.sample import PAGES, SEEDS
+from synthq.tasks.synthesize.plan import PROMPT
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def _served(cfg) -> int:
     """Requests the engine actor has generated (0 before it exists): cache hits never reach it."""
     import ray
 
-    from tasks.llm.ray_engine import NAMESPACE, actor_name
+    from synthq.tasks.llm.ray_engine import NAMESPACE, actor_name
 
     try:
         actor = ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE)
@@ -45,9 +45,9 @@ def _rows(lake: Lake, dataset: str) -> dict[str, dict]:
 
 
 def test_reruns_regenerate_exactly_what_changed(prefect_server, ray_local, tmp_path):
-    from flows.attribute import attribute_flow
-    from flows.ingest import ingest_flow
-    from flows.synthesize import synthesize_flow
+    from synthq.flows.attribute import attribute_flow
+    from synthq.flows.ingest import ingest_flow
+    from synthq.flows.synthesize import synthesize_flow
 
     pages, seeds = tmp_path / "pages", tmp_path / "seeds.jsonl"
     pages.mkdir()
@@ -114,7 +114,7 @@ def test_reruns_regenerate_exactly_what_changed(prefect_server, ray_local, tmp_p
     try:
         PROMPT.write_text(text.replace("Study the examples:", "Read the examples closely:"))
         calls = run(cfg, (synthesize_flow,))
-        from tasks.core.prompts import load_prompt
+        from synthq.tasks.core.prompts import load_prompt
 
         version = load_prompt(PROMPT).version
     finally:

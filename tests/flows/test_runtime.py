@@ -4,12 +4,12 @@ import pyarrow as pa
 import pytest
 from prefect import flow
 
-from flows.runtime import StageFailed, run_stage
-from tasks.core.config import FactoryConfig
-from tasks.core.lake import Lake
-from tasks.shards.stage import ShardSpec
-from tasks.ingest.process import STAGE_SPEC, units_table
-from tasks.sample import PAGES
+from synthq.flows.runtime import StageFailed, run_stage
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import ShardSpec
+from synthq.tasks.ingest.process import STAGE_SPEC, units_table
+from synthq.tasks.sample import PAGES
 
 
 def _html_unit(name: str) -> pa.Table:
@@ -34,7 +34,7 @@ def test_cli_runs_show_a_line_per_shard_when_not_on_a_terminal(prefect_server, r
 
     from rich.console import Console
 
-    from tasks.core.progress import show_progress
+    from synthq.tasks.core.progress import show_progress
 
     out = io.StringIO()
     with show_progress(Console(file=out, force_terminal=False, width=200)):
@@ -50,11 +50,11 @@ def test_bad_shard_fails_the_run_when_asked(prefect_server, ray_local, lake_dir)
 
 
 def test_stage_report_shows_counts_and_sample_rows(lake_dir):
-    from flows.runtime import sample_markdown
+    from synthq.flows.runtime import sample_markdown
 
     lake = Lake(lake_dir)
     pages = _html_unit("02-python-comprehensions-generators.html")
-    from tasks.shards.stage import run_shard
+    from synthq.tasks.shards.stage import run_shard
 
     run_shard(STAGE_SPEC, ShardSpec("00000", "x", rows=pages), FactoryConfig(lake=lake_dir), None)
     md = sample_markdown(lake, "documents")

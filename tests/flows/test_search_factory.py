@@ -5,15 +5,15 @@ real engine."""
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.core.config import load_config
-from tasks.core.lake import Lake
+from synthq.tasks.core.config import load_config
+from synthq.tasks.core.lake import Lake
 from tests.attribute.search_site import SearchSite
 
 pytestmark = pytest.mark.slow
 
 
 def test_search_grounded_demonstrations_reach_a_release(prefect_server, ray_local, sample_subset, lake_dir):
-    from flows.factory import factory_flow
+    from synthq.flows.factory import factory_flow
 
     pages, seeds = sample_subset
     site = SearchSite(["/articles/login.html", "/articles/blackholes.html", "/articles/regression.html"])

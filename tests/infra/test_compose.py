@@ -67,8 +67,8 @@ def test_topology(compose):
 
 
 def test_entry_points_exist_and_agree_with_the_code(compose):
-    from flows.cli import app
-    from flows.deploy import POOL
+    from synthq.flows.cli import app
+    from synthq.flows.deploy import POOL
 
     bin_dir = Path(__import__("sys").executable).parent
     synthq_commands = {c.name or c.callback.__name__ for c in app.registered_commands}
@@ -102,7 +102,7 @@ def test_ports_and_addresses_agree(compose):
 
 
 def test_the_lake_is_the_one_the_code_reads(compose, monkeypatch):
-    from tasks.core.config import FactoryConfig
+    from synthq.tasks.core.config import FactoryConfig
 
     s = compose["services"]
     lake = s["prefect-worker"]["environment"]["SYNTHQ_LAKE"]

@@ -8,9 +8,9 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tasks.core.config import CrawlConfig
-from tasks.ingest.crawl import crawl
-from tasks.ingest.raw import RawPage
+from synthq.tasks.core.config import CrawlConfig
+from synthq.tasks.ingest.crawl import crawl
+from synthq.tasks.ingest.raw import RawPage
 
 UA = "synthq-test/9.9 (+https://example.invalid/bot)"
 

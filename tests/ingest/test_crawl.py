@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from tasks.core.errors import InputError
-from tasks.ingest.crawl import crawl
-from tasks.ingest.raw import RawPage
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.ingest.crawl import crawl
+from synthq.tasks.ingest.raw import RawPage
 from tests.ingest.sites import UA, assert_paced, cfg, gzip_of_zeros, html_tree, redirect, run, urls
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from tasks.core.config import DedupConfig
-from tasks.core.lake import Lake, StageResult
-from tasks.core.records import DOCUMENTS, REJECTED, table
-from tasks.ingest.dedup import DATASET, apply_drops, find_duplicates
-from tasks.ingest.minhash import SIDECAR, candidate_probability, lsh_params, normalize, shingle_hashes, sidecar_signatures, sidecar_table, signatures
+from synthq.tasks.core.config import DedupConfig
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
+from synthq.tasks.ingest.dedup import DATASET, apply_drops, find_duplicates
+from synthq.tasks.ingest.minhash import SIDECAR, candidate_probability, lsh_params, normalize, shingle_hashes, sidecar_signatures, sidecar_table, signatures
 
 VOCAB = [f"{a}{b}{c}" for a in ("ka", "lo", "mi", "nu", "pe", "ro", "si", "tu", "va", "ze") for b in "aeiou" for c in ("n", "r", "s", "t", "l", "m", "k", "d", "p", "x")]
 
@@ -216,7 +216,7 @@ def test_sidecar_of_another_shingle_size_is_recomputed(lake, rng, ray_local):
 
 
 def test_recall_on_a_corpus_with_planted_near_duplicates(lake, rng, ray_local, monkeypatch):
-    monkeypatch.setattr("tasks.ingest.dedup.MAP_DOCS", (1000, 1000))  # three map tasks
+    monkeypatch.setattr("synthq.tasks.ingest.dedup.MAP_DOCS", (1000, 1000))  # three map tasks
     distinct = [make_text(rng, int(rng.integers(200, 400))) for _ in range(2700)]
     sources = rng.choice(len(distinct), 300, replace=False)
     planted = [mutate(distinct[s], int(rng.integers(1, 5)), rng) for s in sources]

@@ -4,10 +4,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tasks.core.config import IngestConfig
-from tasks.ingest.extract import extract_page, text_id
-from tasks.ingest.raw import RawPage
-from tasks.sample import PAGES
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.ingest.extract import extract_page, text_id
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.sample import PAGES
 
 CFG = IngestConfig()
 NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
@@ -107,7 +107,7 @@ def test_extraction_matches_trafilatura_with_metadata(fast):
     exactly what `bare_extraction(with_metadata=True)` gives for the text and those fields."""
     import trafilatura
 
-    from tasks.ingest.extract import extract_html
+    from synthq.tasks.ingest.extract import extract_html
 
     pages = [p.read_bytes() for p in sorted(PAGES.glob("*.html"))] + [JSON_LD_PAGE, OG_PAGE]
     compared = 0

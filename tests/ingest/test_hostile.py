@@ -6,13 +6,13 @@ from __future__ import annotations
 import gzip
 import json
 
-from tasks.attribute.seeds import load_seeds
-from tasks.core.config import IngestConfig
-from tasks.curate.decontaminate import load_benchmark
-from tasks.ingest.raw import RawPage
-from tasks.ingest.readers import read_units
-from tasks.ingest.sources import plan
-from tasks.sample import PAGES
+from synthq.tasks.attribute.seeds import load_seeds
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.curate.decontaminate import load_benchmark
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.ingest.readers import read_units
+from synthq.tasks.ingest.sources import plan
+from synthq.tasks.sample import PAGES
 
 BOM = b"\xef\xbb\xbf"
 

@@ -15,8 +15,8 @@ import zlib
 import httpx
 import pytest
 
-from tasks.ingest.fetch import Politeness, retry_after_s
-from tasks.ingest.netguard import AddressGuard, BlockedAddress, BoundedBody, TooLarge, UnsupportedEncoding, \
+from synthq.tasks.ingest.fetch import Politeness, retry_after_s
+from synthq.tasks.ingest.netguard import AddressGuard, BlockedAddress, BoundedBody, TooLarge, UnsupportedEncoding, \
     is_public_address
 from tests.ingest.sites import cfg, gzip_of_zeros, redirect, run, urls
 

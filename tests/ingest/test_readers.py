@@ -17,10 +17,10 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from tasks.core.config import IngestConfig
-from tasks.ingest.raw import RawPage
-from tasks.ingest.readers import BOM, read_units
-from tasks.ingest.sources import plan
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.ingest.raw import RawPage
+from synthq.tasks.ingest.readers import BOM, read_units
+from synthq.tasks.ingest.sources import plan
 
 CFG = IngestConfig()
 DATE = "2025-03-04T05:06:07Z"

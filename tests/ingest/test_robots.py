@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.ingest.robots import extract_links, normalize_url, parse_sitemap, rules_from_text
+from synthq.tasks.ingest.robots import extract_links, normalize_url, parse_sitemap, rules_from_text
 from tests.ingest.sites import UA, assert_paced, cfg, html_tree, run, urls
 
 

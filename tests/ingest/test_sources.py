@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.core.config import IngestConfig
-from tasks.core.errors import InputError
-from tasks.ingest.sources import is_crawl_seed, plan
+from synthq.tasks.core.config import IngestConfig
+from synthq.tasks.core.errors import InputError
+from synthq.tasks.ingest.sources import is_crawl_seed, plan
 
 CFG = IngestConfig()
 
@@ -177,7 +177,7 @@ def _cache_as_hub_dataset(tmp_path, name: str) -> str:
 def test_hf_name_from_the_offline_cache(tmp_path, monkeypatch):
     import datasets
 
-    from tasks.ingest.readers import read_units
+    from synthq.tasks.ingest.readers import read_units
 
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", _cache_as_hub_dataset(tmp_path, "someone/tiny"))
     found = plan(["hf:someone/tiny"], CFG, 10)

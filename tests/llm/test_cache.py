@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from tasks.core.lake import Lake
-from tasks.llm.cache import CachedEngine
-from tasks.llm.engine import Request, Result
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm.cache import CachedEngine
+from synthq.tasks.llm.engine import Request, Result
 
 
 class Echo:

@@ -5,10 +5,10 @@ machine); the real engine path with one replica is tested in test_vllm_engine.py
 
 import pytest
 
-from tasks.core.config import EngineConfig
-from tasks.llm.dispatch import runs, split
-from tasks.llm.engine import Request, Result
-from tasks.llm.ray_engine import RayEngine, actor_name, pool_size
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.llm.dispatch import runs, split
+from synthq.tasks.llm.engine import Request, Result
+from synthq.tasks.llm.ray_engine import RayEngine, actor_name, pool_size
 
 
 def _requests(groups: list[int]) -> list[Request]:

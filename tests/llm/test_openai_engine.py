@@ -8,11 +8,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tasks.attribute.outputs import SeedAnalysis
-from tasks.core.config import EngineConfig
-from tasks.core.errors import ConfigError
-from tasks.llm.engine import Request, complete, schema_for
-from tasks.llm.openai_engine import OpenAIEngine
+from synthq.tasks.attribute.outputs import SeedAnalysis
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.core.errors import ConfigError
+from synthq.tasks.llm.engine import Request, complete, schema_for
+from synthq.tasks.llm.openai_engine import OpenAIEngine
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -2,8 +2,8 @@
 
 import json
 
-from tasks.attribute.outputs import SeedAnalysis
-from tasks.llm.engine import Request, Result, complete, parse_result, rejected_output, schema_for
+from synthq.tasks.attribute.outputs import SeedAnalysis
+from synthq.tasks.llm.engine import Request, Result, complete, parse_result, rejected_output, schema_for
 
 
 class Scripted:
@@ -55,7 +55,7 @@ def test_repeated_keywords_are_collapsed():
 
 
 def test_a_query_must_be_written_in_words():
-    from tasks.synthesize.outputs import Synthesis
+    from synthq.tasks.synthesize.outputs import Synthesis
 
     comp = {"ability": "a", "knowledge": "k", "extra_information": "e", "output": "o"}
     scene = "A teacher preparing a reading class wants simpler versions of hard texts for her pupils."
@@ -107,9 +107,9 @@ def test_no_repair_when_nothing_failed_or_when_asked_not_to():
 
 
 def test_stage_context_counts_calls_repairs_and_tokens_for_the_manifest(tmp_path):
-    from tasks.core.config import FactoryConfig
-    from tasks.shards.context import StageContext
-    from tasks.core.lake import Lake
+    from synthq.tasks.core.config import FactoryConfig
+    from synthq.tasks.shards.context import StageContext
+    from synthq.tasks.core.lake import Lake
 
     good = '{"intent": "bake", "keywords": ["bread"]}'
     ctx = StageContext(cfg=FactoryConfig(lake=str(tmp_path)), lake=Lake(str(tmp_path)), engine=Rounds([good, "not json"], [good]))

@@ -8,14 +8,14 @@ import logging
 
 import pytest
 
-from tasks.attribute.outputs import SeedAnalysis
-from tasks.core.config import EngineConfig, load_config
-from tasks.shards.context import StageContext
-from tasks.core.errors import ServiceError
-from tasks.core.lake import Lake
-from tasks.llm.engine import Request, complete, schema_for
-from tasks.llm.openai_engine import OpenAIEngine
-from tasks.llm.resilience import Failure, Gate
+from synthq.tasks.attribute.outputs import SeedAnalysis
+from synthq.tasks.core.config import EngineConfig, load_config
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.errors import ServiceError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm.engine import Request, complete, schema_for
+from synthq.tasks.llm.openai_engine import OpenAIEngine
+from synthq.tasks.llm.resilience import Failure, Gate
 from tests.llm.faults import FAULTS, Faulty
 
 
@@ -29,7 +29,7 @@ def _reqs(n: int) -> list[Request]:
 
 
 def test_every_fault_kind_is_retried_until_the_answer_comes(monkeypatch):
-    monkeypatch.setattr("tasks.llm.resilience.random.uniform", lambda a, b: 0.01)  # keep backoff short
+    monkeypatch.setattr("synthq.tasks.llm.resilience.random.uniform", lambda a, b: 0.01)  # keep backoff short
     script = [f for f in FAULTS for _ in (0,)]  # each fault once, then answers
     with Faulty(rate=0.0, stall_s=3.0, script=script) as srv:
         eng = _engine(srv.url)
@@ -58,7 +58,7 @@ def test_a_refused_request_is_its_own_failure_and_the_key_never_shows(monkeypatc
 
 
 def test_a_dead_endpoint_trips_the_breaker_and_fails_fast(monkeypatch):
-    monkeypatch.setattr("tasks.llm.resilience.random.uniform", lambda a, b: 0.01)
+    monkeypatch.setattr("synthq.tasks.llm.resilience.random.uniform", lambda a, b: 0.01)
     with Faulty(rate=1.0, faults=("503",)) as srv:
         eng = _engine(srv.url, max_concurrency=4, breaker_failures=4)
         out = eng.generate(_reqs(40))
@@ -85,7 +85,7 @@ def test_gate_halves_on_timeouts_and_grows_back():
 
 
 def test_a_shard_with_service_failures_fails_instead_of_quarantining(lake_dir, monkeypatch):
-    monkeypatch.setattr("tasks.llm.resilience.random.uniform", lambda a, b: 0.01)
+    monkeypatch.setattr("synthq.tasks.llm.resilience.random.uniform", lambda a, b: 0.01)
     with Faulty(rate=1.0, faults=("500",)) as srv:
         cfg = load_config(None, {"lake": lake_dir, "engine.kind": "openai", "engine.base_url": srv.url, "engine.model": "m",
                                  "engine.max_retries": 1})

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tasks.attribute.outputs import SeedAnalysis
-from tasks.llm.engine import Request, complete, schema_for
-from tasks.sample import SEEDS
+from synthq.tasks.attribute.outputs import SeedAnalysis
+from synthq.tasks.llm.engine import Request, complete, schema_for
+from synthq.tasks.sample import SEEDS
 
 pytestmark = pytest.mark.slow
 

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from tasks.attribute.outputs import SeedAnalysis
-from tasks.core.config import EngineConfig
-from tasks.llm.engine import Request, complete, schema_for
-from tasks.llm.openai_engine import OpenAIEngine
-from tasks.llm.serve import local_server
-from tasks.llm.vllm_engine import has_gpu
-from tasks.sample import SEEDS
+from synthq.tasks.attribute.outputs import SeedAnalysis
+from synthq.tasks.core.config import EngineConfig
+from synthq.tasks.llm.engine import Request, complete, schema_for
+from synthq.tasks.llm.openai_engine import OpenAIEngine
+from synthq.tasks.llm.serve import local_server
+from synthq.tasks.llm.vllm_engine import has_gpu
+from synthq.tasks.sample import SEEDS
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +63,11 @@ def test_factory_through_a_faulty_proxy_in_front_of_vllm_serve(vllm_server, pref
     """30% of completions fail (every kind: 500, 503, 429 with Retry-After, dropped connections,
     stalls, truncated bodies, 200s that are not JSON or have no choices): the run completes and
     every document ends in an instruction or a content rejection, never an outage rejection."""
-    from flows.factory import factory_flow
-    from tasks.core.config import load_config
-    from tasks.core.lake import Lake
-    from tasks.core.report import fault_totals
-    from tasks.llm.models import resolve_model
+    from synthq.flows.factory import factory_flow
+    from synthq.tasks.core.config import load_config
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.core.report import fault_totals
+    from synthq.tasks.llm.models import resolve_model
     from tests.llm.faults import FAULTS, Faulty
 
     pages, seeds = sample_subset

@@ -8,9 +8,9 @@ import datetime as dt
 
 import pyarrow as pa
 
-from tasks.core import records
-from tasks.core.lake import Lake, StageResult
-from tasks.publish.release import publish
+from synthq.tasks.core import records
+from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.publish.release import publish
 from tests.curate.test_select import _row
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core import records
-from tasks.core.lake import StageResult
-from tasks.publish.explorer import refresh
+from synthq.tasks.core import records
+from synthq.tasks.core.lake import StageResult
+from synthq.tasks.publish.explorer import refresh
 from tests.publish.explorer_lake import build_lake
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def explorer(tmp_path):
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     log = open(tmp_path / "view.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "view", "bakery", "--lake", str(tmp_path / "lake"),
+    proc = subprocess.Popen([sys.executable, "-m", "synthq.flows.cli", "view", "bakery", "--lake", str(tmp_path / "lake"),
                              "--no-open", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -191,7 +191,7 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
 def test_view_names_an_unknown_release_instead_of_serving(tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from synthq.flows.cli import app
 
     build_lake(str(tmp_path / "lake"))
     result = CliRunner().invoke(app, ["view", "bakery/v9", "--lake", str(tmp_path / "lake"), "--no-open"])

@@ -6,11 +6,11 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from tasks.core.errors import LakeError
-from tasks.core.lake import Lake
-from tasks.core.records import CURATED
-from tasks.publish.catalog import local_catalog, releases
-from tasks.publish.release import publish
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.records import CURATED
+from synthq.tasks.publish.catalog import local_catalog, releases
+from synthq.tasks.publish.release import publish
 from tests.curate.test_select import _row
 
 STAGES = {"ingest": {"kept": 2, "rejected": 1, "reasons": {"too_short": 1}}}
@@ -82,7 +82,7 @@ def test_release_on_a_remote_lake():
 
 
 def test_release_records_tokens_sources_and_indexes_its_rows(lake_dir):
-    from tasks.core.neardup import IndexSpec, ReleaseIndex
+    from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
 
     lake = Lake(lake_dir)
     index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
@@ -119,8 +119,8 @@ def test_catalog_written_before_token_counts_still_opens(lake_dir):
 
 
 def test_push_to_hub_uploads_the_release_folder(lake_dir, monkeypatch):
-    from tasks.core.errors import ConfigError
-    from tasks.publish.hub import hub_token, push_release
+    from synthq.tasks.core.errors import ConfigError
+    from synthq.tasks.publish.hub import hub_token, push_release
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(ConfigError, match="HF_TOKEN"):

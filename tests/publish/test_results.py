@@ -5,13 +5,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from tasks.core.errors import InputError, LakeError
-from tasks.core.lake import Lake
-from tasks.publish import catalog
-from tasks.publish.release import publish
-from tasks.publish.results import parse_results
-from tasks.publish.scaling import plot, trend
+from synthq.flows.cli import app
+from synthq.tasks.core.errors import InputError, LakeError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.publish import catalog
+from synthq.tasks.publish.release import publish
+from synthq.tasks.publish.results import parse_results
+from synthq.tasks.publish.scaling import plot, trend
 from tests.publish.test_release import STAGES, _data
 
 LM_EVAL = {

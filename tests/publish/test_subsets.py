@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.core.config import load_config
-from tasks.shards.context import StageContext
-from tasks.core.errors import LakeError
-from tasks.core.lake import Lake
-from tasks.publish.release import publish
-from tasks.publish.subsets import training_subsets
-from tasks.respond import pairs, process
+from synthq.tasks.core.config import load_config
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.publish.release import publish
+from synthq.tasks.publish.subsets import training_subsets
+from synthq.tasks.respond import pairs, process
 from tests.respond.helpers import QUERIES, Scripted, curated, judgement
 
 STAGES = {"curated": {"kept": 4, "rejected": 0, "reasons": {}}}
@@ -31,8 +31,8 @@ def _respond(lake_dir: str, **overrides) -> tuple[Lake, object]:
 
 
 def _result(tbl):
-    from tasks.core.lake import StageResult
-    from tasks.core.records import REJECTED
+    from synthq.tasks.core.lake import StageResult
+    from synthq.tasks.core.records import REJECTED
 
     return StageResult(tbl, REJECTED.empty_table())
 

@@ -6,8 +6,8 @@ import json
 
 import pyarrow as pa
 
-from tasks.core.records import CURATED, table
-from tasks.llm.engine import Result
+from synthq.tasks.core.records import CURATED, table
+from synthq.tasks.llm.engine import Result
 
 QUERIES = [
     "My sourdough starter smells like acetone after five days of feeding once a day. What should I change?",

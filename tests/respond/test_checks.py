@@ -2,7 +2,7 @@
 
 import pytest
 
-from tasks.respond.checks import check_answer, is_refusal, response_text, split_rationale
+from synthq.tasks.respond.checks import check_answer, is_refusal, response_text, split_rationale
 
 
 @pytest.mark.parametrize("text", [

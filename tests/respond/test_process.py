@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from tasks.core.config import load_config
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake
-from tasks.respond import pairs, process
+from synthq.tasks.core.config import load_config
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.respond import pairs, process
 from tests.respond.helpers import Scripted, curated, judgement
 
 
@@ -95,8 +95,8 @@ def test_pair_rules_and_reasons():
 
 
 def test_judge_reasons_come_before_scores_in_the_schema():
-    from tasks.llm.engine import schema_for
-    from tasks.respond.outputs import Aspect, Judgement
+    from synthq.tasks.llm.engine import schema_for
+    from synthq.tasks.respond.outputs import Aspect, Judgement
 
     assert list(schema_for(Aspect)["properties"]) == ["reason", "score"]
     assert Judgement.model_validate_json(judgement(7)).helpfulness.score == 7
@@ -111,7 +111,7 @@ def test_judge_reasons_come_before_scores_in_the_schema():
 def test_expert_identity_must_be_second_person_prose(text, ok):
     from pydantic import ValidationError
 
-    from tasks.respond.outputs import Expert
+    from synthq.tasks.respond.outputs import Expert
 
     if ok:
         Expert(expert=text)

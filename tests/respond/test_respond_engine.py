@@ -7,16 +7,16 @@ import math
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.core.config import load_config
-from tasks.core.lake import Lake
+from synthq.tasks.core.config import load_config
+from synthq.tasks.core.lake import Lake
 from tests.respond.helpers import curated
 
 pytestmark = pytest.mark.slow
 
 
 def _lake_with_curated(lake_dir: str) -> Lake:
-    from tasks.core.lake import StageResult
-    from tasks.core.records import REJECTED
+    from synthq.tasks.core.lake import StageResult
+    from synthq.tasks.core.records import REJECTED
 
     lake = Lake(lake_dir)
     lake.write_shard("curated", "00000", StageResult(curated(), REJECTED.empty_table()), input_id="x", config="x")
@@ -26,8 +26,8 @@ def _lake_with_curated(lake_dir: str) -> Lake:
 @pytest.fixture(scope="module")
 def released(tmp_path_factory, prefect_server, engine):
     """Curated queries -> respond flow -> publish flow on the real engine."""
-    from flows.publish import publish_flow
-    from flows.respond import respond_flow
+    from synthq.flows.publish import publish_flow
+    from synthq.flows.respond import respond_flow
 
     lake_dir = str(tmp_path_factory.mktemp("respond") / "lake")
     lake = _lake_with_curated(lake_dir)
@@ -65,8 +65,8 @@ def test_every_query_is_in_sft_or_rejected_with_samples_from_one_request(release
 def test_rerun_answers_nothing_again(released, engine):
     import ray
 
-    from flows.respond import respond_flow
-    from tasks.llm.ray_engine import NAMESPACE, actor_name
+    from synthq.flows.respond import respond_flow
+    from synthq.tasks.llm.ray_engine import NAMESPACE, actor_name
 
     lake, cfg, _ = released
     actor = ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE)
@@ -79,7 +79,7 @@ def test_trl_trains_two_steps_on_the_published_subsets(released, tmp_path):
     import datasets
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
-    from tasks.llm.models import resolve_model
+    from synthq.tasks.llm.models import resolve_model
 
     _, _, info = released
     model = resolve_model("bundled")
@@ -97,7 +97,7 @@ def _tiny_reward_model(folder) -> str:
     """A 2-layer Llama sequence classifier with the bundled model's tokenizer, saved to disk."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from tasks.llm.models import resolve_model
+    from synthq.tasks.llm.models import resolve_model
 
     tok = AutoTokenizer.from_pretrained(resolve_model("bundled"))
     config = AutoConfig.for_model("llama", vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -108,8 +108,8 @@ def _tiny_reward_model(folder) -> str:
 
 
 def test_reward_model_judge_in_its_ray_actor(engine, tmp_path, lake_dir):
-    from tasks.shards.stage import run_shard, upstream_specs
-    from tasks.respond import pairs, process
+    from synthq.tasks.shards.stage import run_shard, upstream_specs
+    from synthq.tasks.respond import pairs, process
 
     lake = _lake_with_curated(lake_dir)
     cfg = load_config(None, {"lake": lake_dir, "respond.judge": "reward_model", "respond.expert": False, "respond.min_margin": 0,

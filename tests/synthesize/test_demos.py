@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 
-from tasks.synthesize.demos import choose, draw, interleave
+from synthq.tasks.synthesize.demos import choose, draw, interleave
 
 
 def _demos(n: int) -> list[dict]:

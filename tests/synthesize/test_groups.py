@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tasks.synthesize.groups import group_documents
+from synthq.tasks.synthesize.groups import group_documents
 
 
 def _topics(n_topics: int, per_topic: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

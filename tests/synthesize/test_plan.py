@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake
-from tasks.synthesize.plan import build_requests
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.synthesize.plan import build_requests
 
 TOPICS = {
     "bread": "Sourdough bread rises because a starter of wild yeast and lactobacilli ferments the flour; feed the starter, knead the dough, proof it overnight and bake it in a hot Dutch oven.",
@@ -99,8 +99,8 @@ def test_demonstrations_of_the_groups_own_documents_are_left_out(lake_dir):
 
 
 def test_demonstration_blocks_are_rendered_and_counted_once_per_run(lake_dir, monkeypatch):
-    from tasks.core.prompts import load_prompt
-    from tasks.synthesize import plan
+    from synthq.tasks.core.prompts import load_prompt
+    from synthq.tasks.synthesize import plan
 
     ctx, demos, prompt = _ctx(lake_dir), _demos(), load_prompt(plan.PROMPT)
     first = plan.demonstration_blocks(prompt, demos, ctx)

@@ -7,11 +7,11 @@ import pyarrow as pa
 import pytest
 import trafilatura
 
-from tasks.core.config import FactoryConfig
-from tasks.shards.context import StageContext
-from tasks.core.lake import Lake
-from tasks.sample import PAGES, SEEDS
-from tasks.synthesize.process import process
+from synthq.tasks.core.config import FactoryConfig
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.lake import Lake
+from synthq.tasks.sample import PAGES, SEEDS
+from synthq.tasks.synthesize.process import process
 
 pytestmark = pytest.mark.slow
 

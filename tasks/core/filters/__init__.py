@@ -9,10 +9,10 @@ Cheap rules run first and the first failing one wins, so most junk costs only a 
 
 from __future__ import annotations
 
-from tasks.core.config import QualityConfig
-from tasks.core.errors import ConfigError
-from tasks.core.filters import gopher, lines, repetition
-from tasks.core.filters.base import DocView, Filter
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.errors import ConfigError
+from synthq.tasks.core.filters import gopher, lines, repetition
+from synthq.tasks.core.filters.base import DocView, Filter
 
 FILTERS: list[Filter] = [*gopher.FILTERS, *lines.FILTERS, *repetition.FILTERS]
 _NAMES = frozenset(f.name for f in FILTERS)

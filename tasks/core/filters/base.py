@@ -16,8 +16,8 @@ from functools import cached_property
 from itertools import repeat
 from operator import mul
 
-from tasks.core.config import QualityConfig
-from tasks.core.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.words import has_unspaced, is_southeast_asian, is_unspaced, split_words
 
 # Stripped from both ends of a whitespace token to get a word; a token made only of these is
 # no word at all (a dash between clauses, a lone bullet). Kept short: str.strip's cost grows
@@ -44,7 +44,7 @@ class DocView:
 
     @cached_property
     def words(self) -> list[str]:
-        """Lower-cased words (see `tasks.core.words`) without their edge punctuation; empty ones dropped."""
+        """Lower-cased words (see `synthq.tasks.core.words`) without their edge punctuation; empty ones dropped."""
         tokens = split_words(self.text.lower())
         return list(filter(None, map(str.strip, tokens, repeat(EDGE_PUNCTUATION))))
 

@@ -11,8 +11,8 @@ import re
 from collections import Counter
 from itertools import filterfalse
 
-from tasks.core.config import QualityConfig
-from tasks.core.filters.base import DocView, Filter, lines_over, outside, setting, share
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.filters.base import DocView, Filter, lines_over, outside, setting, share
 
 BULLETS = tuple("-*•‣⁃◦▪▫●○■□–—➢→")  # a line starting with one of these is a list item
 ELLIPSES = ("...", "…")

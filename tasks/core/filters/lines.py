@@ -8,8 +8,8 @@ what these rules measure (a recipe's ingredient list does not sink the recipe).
 
 from __future__ import annotations
 
-from tasks.core.config import QualityConfig
-from tasks.core.filters.base import DocView, Filter, setting, share
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.filters.base import DocView, Filter, setting, share
 
 # A sentence's last mark, in Latin, CJK, Arabic, Devanagari, Burmese, Khmer and Ethiopic scripts.
 TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡؟।။។።")

@@ -13,7 +13,7 @@ positions are counted for n: in prose that set is nearly empty by n = 5, and the
 n-grams cost almost nothing.
 
 In a text mostly in a script written without spaces, where each character is a word (see
-`tasks.core.words`), an n-gram rule counts grams of about n words: 2n Chinese or Japanese
+`synthq.tasks.core.words`), an n-gram rule counts grams of about n words: 2n Chinese or Japanese
 characters, 4n Thai, Lao, Khmer or Burmese letters (`DocView.gram_scale`).
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections import Counter
 from operator import mul
 
-from tasks.core.config import QualityConfig
-from tasks.core.filters.base import DocView, Filter, lines_over, setting, share
+from synthq.tasks.core.config import QualityConfig
+from synthq.tasks.core.filters.base import DocView, Filter, lines_over, setting, share
 
 
 def _repeated_lines(view: DocView) -> tuple[int, int]:
