@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from synthq.tasks.core.errors import LakeError
@@ -182,6 +183,21 @@ class Lake:
             )
         # promote: shards written before a column was added read it as null
         return pa.concat_tables([self.read_shard(dataset, s, rejected=rejected) for s in shards], promote_options="default")
+
+    def read_rows(self, dataset: str, ids: set[str], columns: list[str], key: str = "id") -> pa.Table:
+        """The rows of a dataset whose `key` is in `ids`, with `columns` (key first), read shard by
+        shard so that at most one shard's columns are in memory at once; ids not found are absent."""
+        wanted, parts = pa.array(sorted(ids), pa.string()), []
+        names = [key] + [c for c in columns if c != key]
+        for shard in self.shards(dataset) if ids else []:
+            with self.fs.open(self.path(dataset, f"part-{shard}.parquet"), "rb") as f:
+                pf = pq.ParquetFile(f)
+                found = pc.is_in(pf.read(columns=[key]).column(key), value_set=wanted)
+                if pc.any(found).as_py():
+                    parts.append(pf.read(columns=names).filter(found))
+        if not parts:
+            return pa.table({c: pa.array([], pa.string()) for c in names})
+        return pa.concat_tables(parts, promote_options="default")
 
     def prune(self, dataset: str, keep: set[str]) -> list[str]:
         """Remove shards not in `keep` (left by an earlier run with other input), sidecars included."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from synthq.tasks.shards.context import StageContext
@@ -32,8 +31,7 @@ def _ask(ctx: StageContext, rows: list[dict], name: str, prompt: Prompt, model: 
 
 def documents_of(ctx: StageContext, ids: set[str]) -> dict[str, str]:
     """id -> text of the named documents (a query's document may be gone after a re-ingest: absent)."""
-    docs = ctx.lake.read("documents").select(["id", "text"])
-    docs = docs.filter(pc.is_in(docs.column("id"), pa.array(sorted(ids), pa.string())))
+    docs = ctx.lake.read_rows("documents", ids, ["id", "text"])  # one documents shard in memory at a time
     return dict(zip(docs.column("id").to_pylist(), docs.column("text").to_pylist()))
 
 

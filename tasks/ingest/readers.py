@@ -229,11 +229,24 @@ def open_lines(uri: str):
     return fsspec.open(uri, "rb", compression="infer")
 
 
-def _jsonl_rows(uri: str, start: int, stop: int) -> Iterator[tuple[int, dict | bytes, str]]:
+def _seek_line(f, offset: int) -> bool:
+    """Move to `offset` if a line starts there (the byte before it ends a line); else stay at 0."""
+    if offset <= 0:
+        return False
+    f.seek(offset - 1)
+    if f.read(1) == b"\n":
+        return True
+    f.seek(0)  # the file changed since it was planned: read from its first line instead
+    return False
+
+
+def _jsonl_rows(uri: str, start: int, stop: int, offset: int | None = None) -> Iterator[tuple[int, dict | bytes, str]]:
     """(line index, object, "") for each non-blank line in [start, stop); (index, line, error)
-    for a line that is not a JSON object."""
-    with open_lines(uri) as f:
-        for index, line in enumerate(f):
+    for a line that is not a JSON object. With `offset` (the byte where line `start` begins,
+    uncompressed files) reading starts there."""
+    with (open_lines(uri) if offset is None else fsspec.open(uri, "rb")) as f:
+        first = start if offset is not None and _seek_line(f, offset) else 0
+        for index, line in enumerate(f, start=first):
             if index == 0:
                 line = line.removeprefix(BOM)
             if index < start or not line.strip():
@@ -272,7 +285,7 @@ def read_table(unit: dict, cfg: IngestConfig, stats: dict) -> Iterator[Item]:
     fs, path = fsspec.core.url_to_fs(uri)
     fetched = info_time(fs.info(path))
     parquet = uri.lower().endswith(".parquet")
-    rows = _parquet_rows(uri, start, stop, wanted_columns(cfg)) if parquet else _jsonl_rows(uri, start, stop)
+    rows = _parquet_rows(uri, start, stop, wanted_columns(cfg)) if parquet else _jsonl_rows(uri, start, stop, unit.get("offset"))
     for index, row, error in rows:
         if error:
             line = row[:500].rstrip(b"\r\n").decode("utf-8", errors="replace")

@@ -6,7 +6,8 @@ an http(s) URL to crawl or `urls:FILE` for a list of them (returned as crawl see
 
 A unit is `{"kind", "uri", "start", "stop", "stamp"}`: one HTML file, one WARC/WET file, or
 rows [start, stop) of a table or dataset (stop -1: to the end); `stamp` changes whenever
-the input changes. Shards group units (up to shard_size HTML files or table rows; one WARC
+the input changes. Units of an uncompressed JSONL file also carry `offset`, the byte where
+line `start` begins, so reading a shard costs its own rows, not the lines before them. Shards group units (up to shard_size HTML files or table rows; one WARC
 file each); a shard's name depends only on what it reads, its input id also on the stamps,
 so a re-ingest finds the shards it finished and re-reads the ones whose files changed.
 """
@@ -118,11 +119,17 @@ def list_files(source: str) -> tuple[fsspec.AbstractFileSystem, dict[str, dict]]
                             "Face dataset; an http(s) URL or urls:FILE to crawl; or 'sample'.")
 
 
-def _jsonl_shape(uri: str) -> tuple[int, list[str] | None]:
-    """(number of lines, keys of the first JSON object within the first lines)."""
-    lines, columns = 0, None
+def _jsonl_shape(uri: str, every: int = 0) -> tuple[int, list[str] | None, dict[int, int]]:
+    """(number of lines, keys of the first JSON object within the first lines, byte offset of
+    every `every`-th line): a shard then starts reading at its first line instead of the file's.
+    Offsets only for uncompressed files (a gzip stream cannot be entered mid-way)."""
+    lines, columns, offsets, position = 0, None, {}, 0
+    plain = every > 0 and fsspec.utils.infer_compression(uri) is None
     with open_lines(uri) as f:
         for line in f:
+            if plain and lines % every == 0:
+                offsets[lines] = position
+            position += len(line)
             lines += 1
             if lines == 1:
                 line = line.removeprefix(BOM)
@@ -136,29 +143,34 @@ def _jsonl_shape(uri: str) -> tuple[int, list[str] | None]:
                 columns = list(row) if isinstance(row, dict) else None
     if lines and columns is None:
         raise InputError(f"{uri}: no JSON object in its first {JSON_SCAN_LINES} lines; expected JSON lines.")
-    return lines, columns
+    return lines, columns, offsets
 
 
-def _table_shape(fs, path: str, uri: str) -> tuple[int, list[str] | None]:
+def _table_shape(fs, path: str, uri: str, shard_size: int) -> tuple[int, list[str] | None, dict[int, int]]:
     if uri.lower().endswith(".parquet"):
         with fs.open(path, "rb") as f:
             meta = pq.ParquetFile(f)
-            return meta.metadata.num_rows, meta.schema_arrow.names
-    return _jsonl_shape(uri)
+            return meta.metadata.num_rows, meta.schema_arrow.names, {}
+    return _jsonl_shape(uri, shard_size)
 
 
-def row_units(kind: str, uri: str, stamp: str, rows: int, shard_size: int) -> list[dict]:
-    return [unit(kind, uri, stamp, start, min(start + shard_size, rows)) for start in range(0, rows, shard_size)]
+def row_units(kind: str, uri: str, stamp: str, rows: int, shard_size: int, offsets: dict[int, int] | None = None) -> list[dict]:
+    """Rows [start, start + shard_size) each; with `offsets`, the byte where each unit's first line starts."""
+    units = [unit(kind, uri, stamp, start, min(start + shard_size, rows)) for start in range(0, rows, shard_size)]
+    for u in units:
+        if offsets and u["start"] in offsets:
+            u["offset"] = offsets[u["start"]]
+    return units
 
 
 def file_units(kind: str, fs, path: str, info: dict, cfg: IngestConfig, shard_size: int) -> list[dict]:
     uri, stamp = file_uri(fs, path), file_stamp(info)
     if kind != "table":
         return [unit(kind, uri, stamp)]
-    rows, columns = _table_shape(fs, path, uri)
+    rows, columns, offsets = _table_shape(fs, path, uri, shard_size)
     if rows:
         check_columns(uri, columns, cfg)
-    return row_units(kind, uri, stamp, rows, shard_size)
+    return row_units(kind, uri, stamp, rows, shard_size, offsets)
 
 
 def add_files(source: str, cfg: IngestConfig, shard_size: int, found: _Found) -> None:

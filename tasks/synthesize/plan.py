@@ -10,12 +10,15 @@ prompt of the group is within `prompt_tokens`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.embeddings import embed, passages
@@ -26,6 +29,7 @@ from synthq.tasks.synthesize.groups import group_documents, unit
 from synthq.tasks.synthesize.outputs import Synthesis
 
 PROMPT = Path(__file__).parent / "prompts" / "synthesize.yaml"
+BLOCKS_DIR = "indexes/demonstration_blocks"  # rendered, token-counted demonstrations, one file per set
 
 
 @dataclass
@@ -40,13 +44,32 @@ class Planned:
 
 
 def demonstration_blocks(prompt: Prompt, demos: list[dict], ctx: StageContext) -> dict[str, tuple[str, int]]:
-    """demo id -> (rendered block, its token count), once per shard."""
+    """demo id -> (rendered block, its token count), once per run: the first shard renders and
+    counts them and keeps them in the lake, the others read them (a block depends only on the
+    demonstration, the prompt, the tokenizer and the document budget)."""
     doc_tokens = ctx.cfg.synthesize.demonstration_document_tokens
+    tokenizer = ctx.cfg.engine.tokenizer or ctx.cfg.engine.model
+    key = blocks_key(demos, prompt.version, tokenizer, doc_tokens)
+    path = ctx.lake.path(BLOCKS_DIR, f"{key}.parquet")
+    if ctx.lake.fs.exists(path):
+        with ctx.lake.fs.open(path, "rb") as f:
+            kept = pq.read_table(f).to_pydict()
+        return {i: (b, n) for i, b, n in zip(kept["id"], kept["block"], kept["tokens"])}
     blocks = {}
     for demo in demos:
         block = render_demonstration(prompt, demo, ctx.tokens, doc_tokens)
         blocks[demo["id"]] = (block, ctx.tokens.count(block) + 2)  # + the blank lines between blocks
+    ids = list(blocks)
+    ctx.lake.write_table(path, pa.table({"id": ids, "block": [blocks[i][0] for i in ids], "tokens": [blocks[i][1] for i in ids]}))
     return blocks
+
+
+def blocks_key(demos: list[dict], version: str, tokenizer: str, doc_tokens: int) -> str:
+    """Changes when any demonstration's content, the prompt version, the tokenizer or the budget does."""
+    digest = hashlib.sha256(json.dumps([version, tokenizer, doc_tokens], default=str).encode())
+    for demo in demos:
+        digest.update(json.dumps(demo, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
 
 
 def embeddings(docs: list[dict], demos: list[dict], ctx: StageContext) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -16,6 +16,7 @@ from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
 from synthq.tasks.llm.engine import Result
 from synthq.tasks.sample import PAGES
 
+import numpy as np
 import pyarrow as pa
 
 PAGES_USED = ["01-sourdough-starter.html", "05-git-rebase-vs-merge.html", "16-exposure-triangle.html"]
@@ -97,3 +98,30 @@ def test_a_scene_that_is_not_prose_is_refused(lake):
     details = {r["record_id"]: r["detail"] for r in result.rejected.to_pylist()}
     assert "scene has 1 words" in details["bread"] and "after one repair attempt" in details["bread"]
     assert sum(r.id.startswith("gr:") for r in engine.requests) == 4  # two seeds, each with its repair
+
+
+def test_the_index_embeds_each_documents_shard_once(tmp_path, monkeypatch):
+    """Vectors are kept per documents shard: a rebuild embeds nothing, an appended shard is the
+    only one embedded, a rewritten shard is embedded again, and the index equals a fresh build."""
+    from synthq.tasks.attribute import retrieve
+
+    lake, embedded = Lake(str(tmp_path / "lake")), []
+    real = retrieve.embed
+    monkeypatch.setattr(retrieve, "embed", lambda texts, model: embedded.append(len(texts)) or real(texts, model))
+
+    def write(shard: str, names: list[str]) -> None:
+        rows = [{"id": n[:2], "url": f"https://sample/{n}", "title": n[3:-5], "text": trafilatura.extract((PAGES / n).read_text())} for n in names]
+        lake.write_shard("documents", shard, StageResult(table(rows, DOCUMENTS), REJECTED.empty_table(), {}), input_id=shard, config="t")
+
+    write("00000", PAGES_USED[:2])
+    assert build_index(lake, "bundled") == 2 and embedded == [2]
+    assert build_index(lake, "bundled") == 2 and embedded == [2]  # nothing new: nothing embedded
+    write("00001", PAGES_USED[2:])
+    assert build_index(lake, "bundled") == 3 and embedded == [2, 1]  # only the appended shard
+    write("00000", PAGES_USED[:1])  # re-ingested with other input: embedded anew, its old vectors dropped
+    assert build_index(lake, "bundled") == 2 and embedded == [2, 1, 1]
+    assert len(lake.fs.ls(lake.path(retrieve.VECTORS_DIR))) == 2
+    index, ids = retrieve.load_index(lake)
+    assert ids == ["01", "16"] and index.ntotal == 2
+    fresh = real(retrieve.passages(lake.read("documents")), "bundled")
+    assert np.allclose(np.stack([index.reconstruct(i) for i in range(2)]), fresh, atol=1e-5)

@@ -18,6 +18,8 @@ EXPECTED = {
     "ingest_throughput.py": ["ratio synthq / trafilatura per core"],
     "near_dup.py": ["ratio vectorised / datasketch", "memory: driver RSS"],
     "extraction_quality.py": ["mean F1: plain trafilatura.extract", "ratio"],
+    "factory_scale.py": ["curate.checks.enabled=false and attribute.min_retrieval_score=-1", "| stage (80 docs) |",
+                         "| synthesize | ", "Prefect task runs", "ratio attribute: time", "ratio publish: time"],
     "retrieval_recall.py": ["| dense | ", "| bm25 | ", "| hybrid | ", "ratio hybrid / dense recall@1", "best: "],
 }
 ENGINE = {

@@ -81,3 +81,15 @@ def test_failed_shards_are_marked_until_they_finish(tmp_path):
     lake.mark_failed("instructions", "00002", "boom")
     lake.prune("instructions", keep={"00001"})  # no longer part of the input: forgotten
     assert lake.failures("instructions") == []
+
+
+def test_read_rows_reads_only_the_named_rows_shard_by_shard(lake_dir):
+    lake = Lake(lake_dir)
+    for shard, ids in (("00000", ["a", "b"]), ("00001", ["c", "d"]), ("00002", ["e"])):
+        kept = pa.table({"id": ids, "text": [f"text of {i}" for i in ids], "n": list(range(len(ids)))})
+        lake.write_shard("docs", shard, StageResult(kept, table([], REJECTED)), input_id=shard, config="c")
+    rows = lake.read_rows("docs", {"d", "a", "gone"}, ["text"])
+    assert sorted(zip(rows.column("id").to_pylist(), rows.column("text").to_pylist())) == [("a", "text of a"), ("d", "text of d")]
+    assert rows.column_names == ["id", "text"]  # only the columns asked for, the key first
+    assert lake.read_rows("docs", set(), ["text"]).num_rows == 0
+    assert lake.read_rows("docs", {"gone"}, ["id", "text"]).num_rows == 0

@@ -19,7 +19,7 @@ from warcio.warcwriter import WARCWriter
 
 from synthq.tasks.core.config import IngestConfig
 from synthq.tasks.ingest.raw import RawPage
-from synthq.tasks.ingest.readers import read_units
+from synthq.tasks.ingest.readers import BOM, read_units
 from synthq.tasks.ingest.sources import plan
 
 CFG = IngestConfig()
@@ -162,6 +162,26 @@ def test_jsonl_row_range(tmp_path):
     found = plan([str(tmp_path)], CFG, shard_size=4)
     read = [[p.text for p in read_units(units, CFG)] for _, _, units in found.shards]
     assert read == [[f"row {i}" for i in range(a, b)] for a, b in ((0, 4), (4, 8), (8, 10))]
+
+
+def test_jsonl_shards_start_reading_at_their_own_first_line(tmp_path):
+    """Each unit carries the byte where its first line begins (BOM, CRLF, blank lines and
+    multi-byte text included); reading starts there, and a file rewritten since it was planned
+    (the offset no longer starts a line) is read from its first line instead."""
+    lines = [json.dumps({"text": f"row {i} é✓"}, ensure_ascii=False) if i % 5 else "" for i in range(23)]
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(BOM + "\r\n".join(lines).encode() + b"\r\n")
+    found = plan([str(tmp_path)], CFG, shard_size=4)
+    units = [u for _, _, us in found.shards for u in us]
+    assert [u["offset"] for u in units][:2] == [0, len(BOM) + len(("\r\n".join(lines[:4]) + "\r\n").encode())]
+    expected = [[f"row {i} é✓" for i in range(u["start"], u["stop"]) if i % 5] for u in units]
+    assert [[p.text for p in read_units([u], CFG)] for u in units] == expected
+    junk = path.read_bytes()[: units[2]["offset"]].replace(b"row", b"{{{")  # lines before shard 2, no longer JSON
+    path.write_bytes(junk + path.read_bytes()[len(junk):])
+    assert [p.text for p in read_units([units[2]], CFG)] == expected[2]  # started at its offset: never saw them
+    path.write_bytes(b"x" + path.read_bytes())  # rewritten since planned: shard 1's offset now falls inside a line
+    read = [p for p in read_units([units[1]], CFG)]
+    assert [p.offset for p in read if isinstance(p, RawPage)] == [i for i in range(4, 8) if i % 5]  # read from line 0
 
 
 def test_parquet_rows_across_row_groups(tmp_path):

@@ -3,6 +3,8 @@ the token budget in real tokens (the bundled model's tokenizer), similar demonst
 
 from collections import Counter
 
+import pytest
+
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.lake import Lake
@@ -94,3 +96,23 @@ def test_demonstrations_of_the_groups_own_documents_are_left_out(lake_dir):
     plans = build_requests(docs, demos, _ctx(lake_dir, similar_fraction=1.0))
     shown = {i for p in plans if p.doc["id"] in ("bread0", "bread1") for i in p.demonstration_ids}
     assert demos[0]["id"] not in shown and shown
+
+
+def test_demonstration_blocks_are_rendered_and_counted_once_per_run(lake_dir, monkeypatch):
+    from synthq.tasks.core.prompts import load_prompt
+    from synthq.tasks.synthesize import plan
+
+    ctx, demos, prompt = _ctx(lake_dir), _demos(), load_prompt(plan.PROMPT)
+    first = plan.demonstration_blocks(prompt, demos, ctx)
+    assert len(ctx.lake.fs.ls(ctx.lake.path(plan.BLOCKS_DIR))) == 1
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(plan, "render_demonstration", no_rendering)
+    other_shard = StageContext(cfg=ctx.cfg, lake=Lake(lake_dir))  # another shard of the run, in another worker
+    assert plan.demonstration_blocks(prompt, demos, other_shard) == first
+    assert plan.build_requests(_docs(2), demos, other_shard)  # a shard's requests use the kept blocks
+    changed = [{**demos[0], "scene": "A different person."}] + demos[1:]  # regrounded: rendered anew
+    with pytest.raises(AssertionError, match="rendered again"):
+        plan.demonstration_blocks(prompt, changed, other_shard)
