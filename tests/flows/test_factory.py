@@ -32,6 +32,9 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
         "curate.moderation": True,
         # the bundled model's queries rarely name their page: the other checks run, and rows remain to publish
         "curate.checks.min_document_overlap": 0.0,
+        # every seed grounded (the floor is tested in tests/attribute/test_process.py), so that each
+        # document's group has demonstrations other than its own document's
+        "attribute.min_retrieval_score": 0.0,
     })
     info = factory_flow(cfg)
     lake = Lake(lake_dir)
