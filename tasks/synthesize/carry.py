@@ -56,11 +56,9 @@ def carried(lake: Lake, document_ids: list[str]) -> tuple[list[dict], list[dict]
     """(kept rows, rejected rows) set aside for these documents."""
     if not lake.fs.exists(_path(lake, "kept")):
         return [], []
-    ids = pa.array(document_ids, pa.string())
-    with lake.fs.open(_path(lake, "kept"), "rb") as f:
-        kept = pq.read_table(f)
-    with lake.fs.open(_path(lake, "rejected"), "rb") as f:
-        rejected = pq.read_table(f)
-    kept = kept.filter(pc.is_in(kept.column("document_id"), ids))
-    rejected = rejected.filter(pc.is_in(rejected.column("record_id"), ids))
-    return kept.to_pylist(), rejected.to_pylist()
+    def rows(part: str, column: str) -> list[dict]:  # only this shard's rows are read into memory
+        with lake.fs.open(_path(lake, part), "rb") as f:
+            return pq.read_table(f, filters=pc.field(column).isin(document_ids)).to_pylist()
+
+    kept, rejected = rows("kept", "document_id"), rows("rejected", "record_id")
+    return kept, rejected
