@@ -44,6 +44,19 @@ def scaling_flow(config: FactoryConfig = FactoryConfig()) -> str | None:
     return scaling_artifacts(Lake(config.lake), config.publish.name)
 
 
+def nothing_curated(stages: dict[str, dict]) -> str:
+    """Why there is nothing to publish, with the stages' largest drop reasons."""
+    drops = []
+    for name in ("demonstrations", "instructions", "scored", "curated"):
+        reasons = stages.get(name, {}).get("reasons", {})
+        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+        if top:
+            drops.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in top))
+    why = f" Largest drops: {'; '.join(drops)}." if drops else ""
+    return ("Nothing to publish: curation kept no instruction." + why
+            + " See `synthq report` for every reason, and the curate settings (curate.checks, curate.min_score) that set them.")
+
+
 @flow(name="publish")
 def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     lake = Lake(config.lake)
@@ -54,6 +67,8 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
                           "(or set publish.allow_partial=true to publish what there is, with the gaps in its card)")
     stages = {r["dataset"]: r for r in lake_report(lake)}
     curated = lake.read("curated")
+    if curated.num_rows == 0:
+        raise StageFailed(nothing_curated(stages))
     subsets = training_subsets(lake, curated, config.respond.variants(), partial=bool(missing)) if config.respond.enabled else {}
     info = publish(
         lake, config.publish.name, curated, stages, config.model_dump(),

@@ -132,6 +132,9 @@ def test_deploy_and_trigger_the_factory_on_a_ray_cluster(cluster, tmp_path):
     overrides = {
         "lake": lake, "ingest.sources": pages, "attribute.seeds": seeds, "shard_size": 2,
         "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
+        # three pages and seeds: the bundled model's few queries would rarely pass the cosine floor and the
+        # model-free checks (both tested on their own), and this test is about the topology
+        "attribute.min_retrieval_score": 0.0, "curate.checks.enabled": "false",
     }
     params = [x for k, v in overrides.items() for x in ("--param", f"{k}={v}")]
     start = time.monotonic()

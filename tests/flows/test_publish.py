@@ -5,7 +5,7 @@ import asyncio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from synthq.flows.publish import scaling_flow
+from synthq.flows.publish import publish_flow, scaling_flow
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.publish import catalog
@@ -34,3 +34,19 @@ def test_scaling_flow_publishes_plot_and_table(prefect_server, lake_dir):
     assert table is not None and "ds/v3" in str(table.data)
     plot = asyncio.run(_latest("scaling-plot"))
     assert "+0.055 per 10x rows" in plot.data and target in plot.data
+
+
+def test_publish_says_why_nothing_was_curated(prefect_server, lake_dir):
+    """Every query dropped: the run fails naming the largest drops, not a missing later stage."""
+    import pytest
+
+    from synthq.flows.runtime import StageFailed
+    from synthq.tasks.core.lake import StageResult
+    from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
+
+    lake = Lake(lake_dir)
+    dropped = [rejection("curate", "query_off_document", f"q{i}", "x", {}) for i in range(3)]
+    lake.write_shard("scored", "00000", StageResult(table([], CURATED), table(dropped, REJECTED)), input_id="i", config="c")
+    lake.write_shard("curated", "00000", StageResult(table([], CURATED), table([], REJECTED)), input_id="i", config="c")
+    with pytest.raises(StageFailed, match=r"Nothing to publish.*scored: query_off_document 3"):
+        publish_flow(FactoryConfig(lake=lake_dir))
