@@ -13,7 +13,7 @@ all queries, query-to-document overlap and copied share, the judge's score distr
 the drops of the model-free checks (`synthq.tasks.curate.checks`) by reason, with the judge's mean
 score of the queries they drop and of those they keep.
 
-    .venv/bin/python bench/method_profiles.py [--docs 40] [--seeds 40] [--smoke]
+    .venv/bin/python bench/method_profiles.py [--docs 40] [--seeds 40] [--profiles default,paper] [--smoke]
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 ON_THIS_MACHINE = {  # the paper profile within the bundled model's context
     "engine.max_model_len": 8192, "synthesize.max_output_tokens": 692, "curate.max_output_tokens": 2048,
 }
-SMOKE = {  # tiny budgets, same code path
-    "default": {"attribute.document_tokens": 256, "synthesize.document_tokens": 256, "synthesize.prompt_tokens": 1200},
-    "paper": {"engine.max_model_len": 4096, "attribute.document_tokens": 512, "attribute.max_output_tokens": 768,
-              "synthesize.document_tokens": 512, "synthesize.demonstration_document_tokens": 512,
-              "synthesize.prompt_tokens": 3000, "synthesize.max_output_tokens": 768, "curate.max_output_tokens": 1024},
+SMOKE = {  # tiny budgets, same code path; one engine (same context) serves both profiles
+    "default": {"attribute.document_tokens": 256, "synthesize.document_tokens": 256, "synthesize.prompt_tokens": 1200,
+                "attribute.max_output_tokens": 384},
+    "paper": {"engine.max_model_len": 4096, "attribute.document_tokens": 256, "attribute.max_output_tokens": 384,
+              "synthesize.document_tokens": 256, "synthesize.demonstration_document_tokens": 256,
+              "synthesize.prompt_tokens": 1600, "synthesize.max_output_tokens": 512, "curate.max_output_tokens": 1024},
 }
 
 
@@ -123,6 +124,8 @@ def show(results: dict[str, dict]) -> None:
         print(f"{key:34}" + "".join(cells))
     for n in names:
         print(f"{n} model-free drops: {results[n]['model-free']}")
+    if not {"default", "paper"} <= set(results):
+        return
     a, b = results["default"], results["paper"]
     print(f"ratio paper / default: schema-valid share {b['schema-valid share'] / max(a['schema-valid share'], 1e-9):.2f}, "
           f"query words {b['query words (mean, median)'][0] / max(a['query words (mean, median)'][0], 1e-9):.2f}, "
@@ -133,7 +136,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=40, help="sample pages to ingest (the sample has 38)")
     ap.add_argument("--seeds", type=int, default=40, help="sample seeds to ground")
-    args = smoke.parse(ap, docs=6, seeds=4)
+    ap.add_argument("--profiles", default="default,paper", help="comma-separated profiles to run (default: both)")
+    args = smoke.parse(ap, docs=4, seeds=3)
+    if unknown := set(args.profiles.split(",")) - {"default", "paper"}:
+        ap.error(f"unknown profile(s) {sorted(unknown)}: choose from default, paper")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from synthq.flows.ingest import ingest_flow
 
@@ -148,7 +154,7 @@ def main() -> None:
         ingested = work / "ingested"
         ingest_flow(load_config(None, {"lake": str(ingested), "shard_size": 64, "ingest.sources": str(pages)}))
         results = {}
-        for name in ("default", "paper"):
+        for name in args.profiles.split(","):
             sets = {"attribute.seeds": str(seeds), **(SMOKE[name] if args.smoke else ON_THIS_MACHINE if name == "paper" else {})}
             results[name] = run_profile(name, ingested, work, sets)
         show(results)

@@ -2,6 +2,8 @@
 server with its database, a Ray head and a Ray worker node, a Prefect worker on the cluster.
 The test deploys prefect.yaml with `synthq deploy`, starts a factory run through the Prefect
 API with `synthq trigger` (as the UI's Run button does), waits for it and checks the release.
+The model is a local stub endpoint (instant, schema-valid answers): what is tested is the
+topology; the engine's Ray actors on the real model are tested by tests/flows/test_factory.py.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from synthq.tasks.llm.models import resolve_model
 from synthq.tasks.sample import PAGES, SEEDS
+from tests.llm.faults import Faulty
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +59,7 @@ class Processes:
                 os.killpg(proc.pid, signal.SIGTERM)
         for _, proc in reversed(self.procs):
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=10)  # what has not stopped by then is killed: nothing of it is checked
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
 
@@ -129,16 +133,16 @@ def test_deploy_and_trigger_the_factory_on_a_ray_cluster(cluster, tmp_path):
     assert "'limit': 1" in described.stdout and "ENQUEUE" in described.stdout  # never overlaps itself
 
     cluster.start("prefect-worker", str(BIN / "prefect"), "worker", "start", "--pool", "synthq")
-    overrides = {
-        "lake": lake, "ingest.sources": pages, "attribute.seeds": seeds, "shard_size": 2,
-        "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
-        # three pages and seeds: the bundled model's few queries would rarely pass the cosine floor and the
-        # model-free checks (both tested on their own), and this test is about the topology
-        "attribute.min_retrieval_score": 0.0, "curate.checks.enabled": "false",
-    }
-    params = [x for k, v in overrides.items() for x in ("--param", f"{k}={v}")]
-    start = time.monotonic()
-    run = cluster.run(str(BIN / "synthq"), "trigger", "factory", *params, "--wait", timeout=1500)
+    with Faulty(rate=0.0) as stub:
+        overrides = {
+            "lake": lake, "ingest.sources": pages, "attribute.seeds": seeds, "shard_size": 2,
+            "engine.kind": "openai", "engine.base_url": stub.url, "engine.model": "stub", "engine.tokenizer": resolve_model("bundled"),
+            # the stub's text would fail the cosine floor and the model-free checks (both tested on their own)
+            "attribute.min_retrieval_score": 0.0, "curate.checks.enabled": "false",
+        }
+        params = [x for k, v in overrides.items() for x in ("--param", f"{k}={v}")]
+        start = time.monotonic()
+        run = cluster.run(str(BIN / "synthq"), "trigger", "factory", *params, "--wait", timeout=1500)
     print(f"factory run through the worker: {time.monotonic() - start:.0f}s\n{run.stdout}")
     assert run.returncode == 0, run.stdout + run.stderr + cluster.log("prefect-worker")[-4000:]
     assert "Completed" in run.stdout

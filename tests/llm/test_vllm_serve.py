@@ -71,7 +71,7 @@ def test_factory_through_a_faulty_proxy_in_front_of_vllm_serve(vllm_server, pref
     from tests.llm.faults import FAULTS, Faulty
 
     pages, seeds = sample_subset
-    with Faulty(rate=0.3, upstream=vllm_server, stall_s=20.0, seed=7, script=list(FAULTS)) as proxy:
+    with Faulty(rate=0.3, upstream=vllm_server, stall_s=5.0, seed=7, script=list(FAULTS)) as proxy:
         cfg = load_config(None, {
             "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
             "engine.kind": "openai", "engine.base_url": proxy.url, "engine.model": "smollm2", "engine.max_model_len": 2048,
