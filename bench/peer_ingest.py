@@ -27,7 +27,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -38,6 +37,7 @@ from warcio.warcwriter import WARCWriter
 
 import smoke
 from extraction_quality import fetch_pages, score
+from peers.envs import peer_python
 
 from synthq.tasks.core.config import IngestConfig, load_config
 from synthq.tasks.core.lake import Lake
@@ -45,24 +45,11 @@ from synthq.tasks.ingest.extract import extract_html
 from synthq.tasks.ingest.raw import RawPage
 from synthq.tasks.sample import PAGES
 
-PEER = "datatrove[io,processing]==0.10.1"
-# what its extras leave out and its steps need here: lxml's cleaner (trafilatura 1.x) and spaCy
-# (its English word tokenizer, no model download)
-PEER_EXTRAS = ("lxml_html_clean==0.4.6", "spacy==3.8.18")
-PEER_ENV = Path.home() / ".cache" / "synthq" / "bench" / "peers" / "datatrove-0.10.1"
+# with what its extras leave out and its steps need here: lxml's cleaner (trafilatura 1.x) and
+# spaCy (its English word tokenizer, no model download)
+PEER = ["datatrove[io,processing]==0.10.1", "lxml_html_clean==0.4.6", "spacy==3.8.18"]
+PEER_ENV = "datatrove-0.10.1"
 PEER_SCRIPT = Path(__file__).resolve().parent / "peers" / "datatrove_pipeline.py"
-
-
-def peer_python(install: bool) -> tuple[Path | None, str]:
-    """DataTrove's interpreter, installing it when asked; (None, why) when it is not there."""
-    python = PEER_ENV / "bin" / "python"
-    if not python.exists() and install:
-        print(f"installing {PEER} into {PEER_ENV} (once)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_ENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", PEER, *PEER_EXTRAS], check=True)
-    if not python.exists():
-        return None, f"DataTrove is not installed in {PEER_ENV} (--smoke never installs it; run once without --smoke)"
-    return python, ""
 
 
 def write_warcs(folder: Path, copies: int) -> int:
@@ -129,7 +116,7 @@ def main() -> None:
     args = smoke.parse(ap, copies=2, limit=3)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     cores = os.cpu_count() or 1
-    python, why = peer_python(install=not args.smoke)
+    python, why = peer_python(PEER_ENV, PEER, install=not args.smoke)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_warcs(work / "warm", 1)

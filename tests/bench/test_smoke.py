@@ -27,7 +27,7 @@ EXPECTED = {
 ENGINE = {
     "synth_throughput.py": ["ratio stage / bare (output tokens/s)", "tokens per instruction"],
     "prefix_grouping.py": ["grouped vs per document: prompt tok/s", "grouped vs shuffled"],
-    "openai_vs_inprocess.py": ["openai engine -> vllm serve", "in-process engine"],
+    "openai_vs_inprocess.py": ["openai engine -> vllm serve", "in-process engine", "outputs against the schema: openai engine"],
     "method_profiles.py": ["ratio paper / default: schema-valid share", "default model-free drops", "paper model-free drops"],
     "respond_throughput.py": ["ratio stage / bare (output tokens/s)", "ratio n-in-one / n requests: prefill tokens",
                               "  expert ", "  answer ", "  judge "],
