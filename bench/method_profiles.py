@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=40, help="sample pages to ingest (the sample has 38)")
     ap.add_argument("--seeds", type=int, default=40, help="sample seeds to ground")
     ap.add_argument("--profiles", default="default,paper", help="comma-separated profiles to run (default: both)")
-    args = smoke.parse(ap, docs=4, seeds=3)
+    args = smoke.parse(ap, docs=3, seeds=2)
     if unknown := set(args.profiles.split(",")) - {"default", "paper"}:
         ap.error(f"unknown profile(s) {sorted(unknown)}: choose from default, paper")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

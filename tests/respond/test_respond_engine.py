@@ -113,7 +113,9 @@ def test_reward_model_judge_in_its_ray_actor(engine, tmp_path, lake_dir):
 
     lake = _lake_with_curated(lake_dir)
     cfg = load_config(None, {"lake": lake_dir, "respond.judge": "reward_model", "respond.expert": False, "respond.min_margin": 0,
-                             "respond.reward_model": _tiny_reward_model(tmp_path / "tiny-rm"), "respond.max_answer_tokens": 192})
+                             "respond.reward_model": _tiny_reward_model(tmp_path / "tiny-rm"), "respond.max_answer_tokens": 384,
+                             # three samples per query, so that a pair remains when the bundled model's text fails a check
+                             "respond.samples": 3})
     specs = process.query_specs(lake, 2)
     for spec in specs:
         run_shard(process.STAGE_SPEC, spec, cfg, engine)
@@ -124,4 +126,6 @@ def test_reward_model_judge_in_its_ray_actor(engine, tmp_path, lake_dir):
     for spec in upstream_specs(lake, "responses"):
         run_shard(pairs.STAGE_SPEC, spec, cfg, None)
     made = lake.read("pairs").to_pylist()
-    assert made and all(p["score_chosen"] > p["score_rejected"] and p["judge"] == "reward_model:tiny-rm" for p in made)
+    why = [(r["reason"], r["detail"]) for r in lake.read("responses", rejected=True).to_pylist()]
+    assert made, why
+    assert all(p["score_chosen"] > p["score_rejected"] and p["judge"] == "reward_model:tiny-rm" for p in made)
