@@ -58,6 +58,12 @@ def fetch_pages() -> Path:
     return data
 
 
+def held_out(data: Path, limit: int = 0) -> list[tuple[Path, Path]]:
+    """(page, reference text) pairs of the pages that have a reference, the first `limit` (0: all)."""
+    pairs = [(h, data / "txt" / f"{h.stem}.txt") for h in sorted((data / "html").glob("*.html"))]
+    return [(h, t) for h, t in pairs if t.is_file()][: limit or None]
+
+
 def score(got: str, reference: str) -> tuple[float, float, float]:
     """(precision, recall, F1) of the extracted words against the reference words."""
     g, r = Counter(normalize(got)), Counter(normalize(reference))
@@ -74,8 +80,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="score only the first N pages (0: all)")
     args = smoke.parse(ap, limit=3)
     data = args.pages or fetch_pages()
-    pairs = [(h, data / "txt" / f"{h.stem}.txt") for h in sorted((data / "html").glob("*.html"))]
-    pairs = [(h, t) for h, t in pairs if t.is_file()][: args.limit or None]
+    pairs = held_out(data, args.limit)
     cfg, fast_mode, every_language = IngestConfig(), IngestConfig(fast=True), IngestConfig(languages=[])
     now = datetime.now(timezone.utc)
     plain_f1, ours_f1, fast_f1, kept, rejected = [], [], [], Counter(), {"default": Counter(), "all": Counter()}

@@ -26,7 +26,6 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -36,8 +35,8 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 import smoke
-from extraction_quality import fetch_pages, score
-from peers.envs import peer_python
+from extraction_quality import fetch_pages, held_out, score
+from peers.envs import peer_python, run_peer
 
 from synthq.tasks.core.config import IngestConfig, load_config
 from synthq.tasks.core.lake import Lake
@@ -79,19 +78,12 @@ def synthq_ingest(warcs: Path, lake: Path) -> tuple[float, dict]:
 
 
 def datatrove_ingest(python: Path, warcs: Path, work: Path, cores: int) -> dict:
-    done = subprocess.run(
-        [str(python), str(PEER_SCRIPT), "pipeline", "--input", str(warcs), "--work", str(work), "--cores", str(cores)],
-        capture_output=True, text=True, timeout=3600,
-    )
-    if done.returncode:
-        raise RuntimeError(f"DataTrove's pipeline failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_peer(python, PEER_SCRIPT, "pipeline", "--input", str(warcs), "--work", str(work), "--cores", str(cores),
+                    what="DataTrove's pipeline")
 
 
 def extraction_f1(python: Path | None, work: Path, limit: int) -> tuple[int, float, float | None]:
-    data = fetch_pages()
-    pairs = [(h, data / "txt" / f"{h.stem}.txt") for h in sorted((data / "html").glob("*.html"))]
-    pairs = [(h, t) for h, t in pairs if t.is_file()][: limit or None]
+    pairs = held_out(fetch_pages(), limit)
     now, cfg = datetime.now(timezone.utc), IngestConfig()
     ours = []
     for html_file, txt_file in pairs:
@@ -101,10 +93,7 @@ def extraction_f1(python: Path | None, work: Path, limit: int) -> tuple[int, flo
         return len(pairs), sum(ours) / len(pairs), None
     lines = work / "news.jsonl"
     lines.write_text("".join(json.dumps({"id": h.stem, "html": h.read_text(encoding="utf-8", errors="replace")}) + "\n" for h, _ in pairs))
-    done = subprocess.run([str(python), str(PEER_SCRIPT), "extract", "--input", str(lines)], capture_output=True, text=True, timeout=1800)
-    if done.returncode:
-        raise RuntimeError(f"DataTrove's extractor failed: {done.stderr[-2000:]}")
-    texts = json.loads(done.stdout.strip().splitlines()[-1])["texts"]
+    texts = run_peer(python, PEER_SCRIPT, "extract", "--input", str(lines), what="DataTrove's extractor")["texts"]
     peer = [score(texts.get(h.stem, ""), t.read_text(encoding="utf-8"))[2] for h, t in pairs]
     return len(pairs), sum(ours) / len(pairs), sum(peer) / len(pairs)
 

@@ -3,6 +3,8 @@ row; the release index grows by the new rows; the scaling view is refreshed as a
 
 from __future__ import annotations
 
+from collections import Counter
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
@@ -48,8 +50,7 @@ def nothing_curated(stages: dict[str, dict]) -> str:
     """Why there is nothing to publish, with the stages' largest drop reasons."""
     drops = []
     for name in ("demonstrations", "instructions", "scored", "curated"):
-        reasons = stages.get(name, {}).get("reasons", {})
-        top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+        top = Counter(stages.get(name, {}).get("reasons", {})).most_common(3)
         if top:
             drops.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in top))
     why = f" Largest drops: {'; '.join(drops)}." if drops else ""

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import jsonschema
+
+from peers.envs import run_peer
 
 PEER = ["bespokelabs-curator==0.1.31"]
 PEER_ENV = "curator-0.1.31"
@@ -50,10 +51,6 @@ def curator(python: Path, url: str, requests: list, work: Path) -> dict:
         {"id": r.id, "messages": r.messages, "schema": r.schema, "max_tokens": r.max_tokens, "temperature": r.temperature}
         for r in requests]}))
     before = generated_tokens(url)
-    done = subprocess.run([str(python), str(PEER_SCRIPT), "--input", str(spec), "--work", str(work)],
-                          capture_output=True, text=True, timeout=3600)
-    if done.returncode:
-        raise RuntimeError(f"Curator failed: {done.stderr[-3000:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_peer(python, PEER_SCRIPT, "--input", str(spec), "--work", str(work), what="Curator")
     valid = sum(verdict(a, requests[0].schema, None) == "valid" for a in out["answers"].values())
     return {**out, "tokens": generated_tokens(url) - before, "valid": valid}

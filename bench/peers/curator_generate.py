@@ -1,5 +1,5 @@
 """Bespoke Curator's online OpenAI backend on given requests, run inside Curator's virtual
-environment by bench/peer_generation.py (it never imports synthq). Prints one JSON object as
+environment by bench/peers/curator.py for bench/openai_vs_inprocess.py (it never imports synthq). Prints one JSON object as
 its last line.
 
 Its rate limiter's token counter is replaced by an estimate (offline: see below).

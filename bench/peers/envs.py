@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,11 @@ def peer_python(folder: str, packages: list[str], install: bool) -> tuple[Path |
     if not python.exists():
         return None, f"not installed in {env} (--smoke never installs a peer; run the bench once without --smoke)"
     return python, ""
+
+
+def run_peer(python: Path, script: Path, *args: str, what: str, timeout: float = 3600) -> dict:
+    """Run a peer's script in its environment; its last output line is one JSON object."""
+    done = subprocess.run([str(python), str(script), *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"{what} failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -55,12 +55,11 @@ def snapshot(lake: Lake, stage: Stage, specs: list[ShardSpec], cfg: FactoryConfi
 def carried(lake: Lake, document_ids: list[str]) -> tuple[list[dict], list[dict]]:
     """(kept rows, rejected rows) set aside for these documents."""
     if not document_ids or not lake.fs.exists(_path(lake, "kept")):
-        return [], []  # a shard whose documents all went (dedup after a re-ingest) has none to look up
+        return [], []  # a shard with no documents left has none to look up
     wanted = pa.array(document_ids, pa.string())
 
     def rows(part: str, column: str) -> list[dict]:  # only this shard's rows are read into memory
         with lake.fs.open(_path(lake, part), "rb") as f:
             return pq.read_table(f, filters=pc.field(column).isin(wanted)).to_pylist()
 
-    kept, rejected = rows("kept", "document_id"), rows("rejected", "record_id")
-    return kept, rejected
+    return rows("kept", "document_id"), rows("rejected", "record_id")
