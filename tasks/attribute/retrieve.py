@@ -1,65 +1,148 @@
 """Dense retrieval of grounding documents: sentence embeddings in a FAISS inner-product index.
 
 The index over the documents dataset is built once per run and kept in the lake
-(`indexes/documents/`), so every shard of seeds searches the same index; it is assembled from
-per-shard vectors kept beside it, so only documents shards not embedded before are embedded; the BM25 index
-(`synthq.tasks.attribute.lexical`) is built beside it when the retrieval mode uses words.
+(`indexes/documents/`), so every shard of seeds searches the same index. It is assembled from
+per-shard vectors kept beside it: only documents shards not embedded before are embedded, in
+Ray tasks in a run (each takes a GPU when the cluster has one free). The build reads one
+shard's vectors at a time; a flat index holds every vector (exact), an IVF index 8-bit ones
+searched in `nprobe` of its lists, with its recall@1 against exact search measured at each
+build (`attribute.index`). The BM25 index (`synthq.tasks.attribute.lexical`) is built beside it
+when the retrieval mode uses words.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import faiss
 import numpy as np
 import pyarrow as pa
 
 from synthq.tasks.attribute import lexical
-from synthq.tasks.core.embeddings import embed, passages
+from synthq.tasks.core.attribute_config import IndexConfig
+from synthq.tasks.core.embeddings import dimension, embed, passages
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.neardup import nlist_for, trained_ivf
 
 INDEX_DIR = "indexes/documents"
 VECTORS_DIR = f"{INDEX_DIR}/vectors"  # one file per documents shard and embedder
 
 
-def build_index(lake: Lake, embedder: str, retrieval: str = "dense") -> int:
-    """Store the index over every document with its id list (and the BM25 index for the bm25
-    and hybrid modes); returns the count. Each documents shard is embedded once per embedder
-    and its vectors kept in the lake (keyed by the shard's checksum): a rerun, or a run after
-    documents were appended, embeds only the shards it has not seen, and the dense path holds
-    one shard's text at a time."""
-    parts, ids, keep = [], [], set()
-    for m in lake.manifests("documents"):
-        vectors, shard_ids, path = shard_vectors(lake, m, embedder)
-        parts.append(vectors)
-        ids += shard_ids
-        keep.add(path)
-    vecs = np.concatenate(parts) if parts else embed([], embedder)
-    index = faiss.IndexFlatIP(vecs.shape[1])
-    index.add(vecs)
+def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexConfig | None = None,
+                remote: bool = False) -> dict:
+    """Store the index over every document with its id list and what it is (`index.json`:
+    kind, documents, lists, recall@1), plus the BM25 index for the bm25 and hybrid modes;
+    returns that description. Each documents shard is embedded once per embedder and its
+    vectors kept in the lake (keyed by the shard's checksum): a rerun, or a run after documents
+    were appended, embeds only the shards it has not seen (in Ray tasks when `remote`)."""
+    cfg = cfg or IndexConfig()
+    manifests = lake.manifests("documents")
+    paths = embed_missing(lake, manifests, embedder, remote)
+    total = sum(m["kept"] for m in manifests)
+    kind = cfg.kind if cfg.kind != "auto" else ("ivf" if total > cfg.ivf_above else "flat")
+    dim = read_vectors(lake, paths[0])[0].shape[1] if paths else dimension(embedder)
+    info: dict = {"kind": kind, "documents": total, "embedder": embedder}
+    if kind == "flat" or total == 0:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        nlist = min(total, cfg.nlist or nlist_for(total))
+        index = trained_ivf(dim, nlist, _sample_rows(lake, paths, _spread(total, min(total, 64 * nlist))), cfg.nprobe, "SQ8")
+        info.update(nlist=nlist, nprobe=min(cfg.nprobe, nlist))
+    ids = []
+    for path in paths:  # one shard's vectors in memory at a time
+        vectors, shard_ids = read_vectors(lake, path)
+        index.add(vectors)
+        ids.append(pa.array(shard_ids, pa.string()))
+    if kind == "ivf" and total:
+        faiss.extract_index_ivf(index).make_direct_map()  # cosine() reconstructs rows
+        info["recall_at_1"], info["recall_sample"] = recall_at_1(lake, paths, index, _spread(total, min(total, cfg.recall_sample)))
     lake.write_bytes(lake.path(INDEX_DIR, "index.faiss"), faiss.serialize_index(index).tobytes())
-    lake.write_table(lake.path(INDEX_DIR, "ids.parquet"), pa.table({"id": pa.array(ids, pa.string())}))
+    lake.write_table(lake.path(INDEX_DIR, "ids.parquet"), pa.table({"id": pa.chunked_array(ids, pa.string())}))
+    lake.write_bytes(lake.path(INDEX_DIR, "index.json"), json.dumps(info).encode())
     if retrieval in ("bm25", "hybrid"):
         docs = lake.read("documents")
         lexical.save(lake, lexical.build(passages(docs)), docs.select(["id"]))
-    _drop_stale_vectors(lake, keep)
-    return len(ids)
+    _drop_stale_vectors(lake, set(paths))
+    return info
 
 
-def shard_vectors(lake: Lake, manifest: dict, embedder: str) -> tuple[np.ndarray, list[str], str]:
-    """(vectors, ids, path of the kept vectors) of one documents shard, embedded on first use."""
+def vectors_path(lake: Lake, manifest: dict, embedder: str) -> str:
     key = hashlib.sha256(f"{embedder}\n{manifest['checksum']}".encode()).hexdigest()[:16]
-    path = lake.path(VECTORS_DIR, f"{manifest['shard']}-{key}.npz")
-    if lake.fs.exists(path):
-        kept = np.load(io.BytesIO(lake.fs.cat_file(path)))
-        return kept["vectors"], kept["ids"].tolist(), path
+    return lake.path(VECTORS_DIR, f"{manifest['shard']}-{key}.npz")
+
+
+def read_vectors(lake: Lake, path: str) -> tuple[np.ndarray, list[str]]:
+    kept = np.load(io.BytesIO(lake.fs.cat_file(path)))
+    return kept["vectors"], kept["ids"].tolist()
+
+
+def embed_shard(lake_url: str, manifest: dict, embedder: str, device: str = "cpu") -> str:
+    """Embed one documents shard and keep its vectors in the lake; returns their path."""
+    lake = Lake(lake_url)
     docs = lake.read_shard("documents", manifest["shard"]).select(["id", "title", "text"])
-    vectors, ids = embed(passages(docs), embedder), docs.column("id").to_pylist()
     buf = io.BytesIO()
-    np.savez(buf, vectors=vectors, ids=np.array(ids, dtype=str))
+    np.savez(buf, vectors=embed(passages(docs), embedder, device=device), ids=np.array(docs.column("id").to_pylist(), dtype=str))
+    path = vectors_path(lake, manifest, embedder)
     lake.write_bytes(path, buf.getvalue())
-    return vectors, ids, path
+    return path
+
+
+def embed_missing(lake: Lake, manifests: list[dict], embedder: str, remote: bool) -> list[str]:
+    """Paths of every shard's vectors, in manifest order, embedding the shards that have none:
+    in Ray tasks when `remote` (one GPU each while the cluster has one free, else one CPU),
+    here otherwise."""
+    paths = [vectors_path(lake, m, embedder) for m in manifests]
+    todo = [m for m, p in zip(manifests, paths) if not lake.fs.exists(p)]
+    if todo and remote:
+        import ray
+
+        gpu = ray.available_resources().get("GPU", 0) >= 1
+        task = ray.remote(embed_shard).options(num_gpus=1 if gpu else 0, num_cpus=1)
+        ray.get([task.remote(lake.url, m, embedder, "cuda" if gpu else "cpu") for m in todo])
+    else:
+        for m in todo:
+            embed_shard(lake.url, m, embedder)
+    return paths
+
+
+def _spread(total: int, n: int) -> np.ndarray:
+    """n distinct row numbers out of total, the same at every build of the same corpus."""
+    return np.sort(np.random.default_rng(0).choice(total, size=n, replace=False)) if n else np.zeros(0, dtype=np.int64)
+
+
+def _sample_rows(lake: Lake, paths: list[str], rows: np.ndarray) -> np.ndarray:
+    """The vectors at these global row numbers, read shard by shard."""
+    out, offset = [], 0
+    for path in paths:
+        vectors, _ = read_vectors(lake, path)
+        mine = rows[(rows >= offset) & (rows < offset + len(vectors))] - offset
+        out.append(vectors[mine])
+        offset += len(vectors)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def recall_at_1(lake: Lake, paths: list[str], index: faiss.Index, rows: np.ndarray) -> tuple[float | None, int]:
+    """Share of the sampled documents whose nearest other document by the index is as close as
+    the nearest by exact search (a tie with an equal vector counts as found), and the sample size."""
+    if len(rows) == 0:
+        return None, 0
+    queries = _sample_rows(lake, paths, rows)
+    _, found = index.search(queries, 2)
+    pick = np.where(found[:, 0] == rows, found[:, 1], found[:, 0])  # the best that is not the document itself
+    best, picked, offset = np.full(len(rows), -np.inf), np.full(len(rows), -np.inf), 0
+    for path in paths:
+        vectors, _ = read_vectors(lake, path)
+        sims = queries @ vectors.T
+        local = rows - offset
+        inside = (local >= 0) & (local < len(vectors))
+        sims[np.nonzero(inside)[0], local[inside]] = -np.inf  # not itself
+        best = np.maximum(best, sims.max(axis=1, initial=-np.inf))
+        mine = (pick >= offset) & (pick < offset + len(vectors))
+        picked[mine] = sims[np.nonzero(mine)[0], pick[mine] - offset]
+        offset += len(vectors)
+    return float(np.mean(picked >= best - 1e-5)), len(rows)
 
 
 def _drop_stale_vectors(lake: Lake, keep: set[str]) -> None:
@@ -74,6 +157,10 @@ def _drop_stale_vectors(lake: Lake, keep: set[str]) -> None:
 def load_index(lake: Lake) -> tuple[faiss.Index, list[str]]:
     raw = lake.fs.cat_file(lake.path(INDEX_DIR, "index.faiss"))
     index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
+    if lake.exists(INDEX_DIR, "index.json"):
+        info = json.loads(lake.fs.cat_file(lake.path(INDEX_DIR, "index.json")))
+        if info.get("kind") == "ivf" and info.get("documents"):
+            faiss.extract_index_ivf(index).nprobe = info["nprobe"]
     with lake.fs.open(lake.path(INDEX_DIR, "ids.parquet"), "rb") as f:
         import pyarrow.parquet as pq
 

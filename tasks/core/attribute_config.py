@@ -62,6 +62,24 @@ class SearchConfig(Section):
     )
 
 
+class IndexConfig(Section):
+    """The dense retrieval index over the documents (FAISS, inner product of unit vectors)."""
+
+    kind: Literal["auto", "flat", "ivf"] = Field(
+        "auto", description="flat: exact search, 1.5 KB per document (384-dim float32) in every attribution worker; "
+        "ivf: inverted lists of 8-bit vectors (IVF, SQ8), about 0.4 KB per document and searched in a small part, "
+        "approximate (its recall@1 against exact search is measured at each build and logged); auto: flat up to "
+        "`ivf_above` documents, ivf past it.",
+    )
+    ivf_above: int = Field(200_000, ge=1, description="Documents past which `auto` builds the IVF index.")
+    nlist: int = Field(0, ge=0, description="IVF lists; 0: 4 x the square root of the document count (FAISS' guideline).")
+    nprobe: int = Field(32, ge=1, description="IVF lists searched per query: more is closer to exact and slower.")
+    recall_sample: int = Field(
+        500, ge=0, description="Documents whose nearest other document is found both by the index and by exact "
+        "search at each IVF build: the share that agree is the index's recall@1 (logged, kept in index.json).",
+    )
+
+
 class AttributeSources(Section):
     """Fields of `attribute` (AttributeConfig builds on this)."""
 
@@ -79,6 +97,7 @@ class AttributeSources(Section):
         "60 is the value of the original RRF paper, which flattens the top ranks so both lists count.",
     )
     fusion_depth: int = Field(20, ge=1, description="Hits taken from each list before fusing (hybrid).")
+    index: IndexConfig = IndexConfig()
     search: SearchConfig = SearchConfig()
 
 

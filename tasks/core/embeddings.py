@@ -24,17 +24,22 @@ def resolve_embedder(name: str) -> str:
 
 
 @lru_cache(maxsize=2)
-def _load(name: str):
+def _load(name: str, device: str = "cpu"):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(resolve_embedder(name), device="cpu")
+    return SentenceTransformer(resolve_embedder(name), device=device)
 
 
-def embed(texts: list[str], model: str = "bundled", batch_size: int = 64) -> np.ndarray:
-    """float32 matrix (len(texts), dim) of unit vectors."""
+def dimension(model: str = "bundled") -> int:
+    return _load(model).get_embedding_dimension()
+
+
+def embed(texts: list[str], model: str = "bundled", batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+    """float32 matrix (len(texts), dim) of unit vectors. `device` is "cpu" unless the caller
+    holds a GPU for it (a Ray task that reserved one): vLLM's engines take most of a GPU's memory."""
     if not texts:
-        return np.zeros((0, _load(model).get_embedding_dimension()), dtype=np.float32)
-    vecs = _load(model).encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+        return np.zeros((0, dimension(model)), dtype=np.float32)
+    vecs = _load(model, device).encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(vecs, dtype=np.float32)
 
 

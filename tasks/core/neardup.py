@@ -48,6 +48,17 @@ def nlist_for(n: int) -> int:
     return max(1, min(65_536, 4 * int(math.sqrt(n))))
 
 
+def trained_ivf(dim: int, nlist: int, sample: np.ndarray, nprobe: int, encoding: str = "Flat", seed: int = 0) -> faiss.Index:
+    """An empty IVF inner-product index of `nlist` lists (k-means on `sample`, 10 iterations),
+    its vectors stored as `encoding` (FAISS factory name: Flat, SQ8, ...), searching `nprobe` lists."""
+    index = faiss.index_factory(dim, f"IVF{nlist},{encoding}", faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.extract_index_ivf(index)
+    ivf.cp.seed, ivf.cp.niter = seed, 10
+    index.train(sample)
+    ivf.nprobe = min(nprobe, nlist)
+    return index
+
+
 def build_index(vecs: np.ndarray, spec: IndexSpec, seed: int = 0) -> faiss.Index:
     """A flat (exact) index for small sets, an IVF index past spec.threshold; vectors added."""
     dim = vecs.shape[1]
@@ -55,13 +66,8 @@ def build_index(vecs: np.ndarray, spec: IndexSpec, seed: int = 0) -> faiss.Index
         index = faiss.IndexFlatIP(dim)
     else:
         nlist = nlist_for(len(vecs))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
-        sample = vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)]
-        index.cp.seed = seed
-        index.cp.niter = 10
-        index.train(sample)
-        index.nprobe = min(spec.nprobe, nlist)
+        index = trained_ivf(dim, nlist, vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)], spec.nprobe, seed=seed)
     for start in range(0, len(vecs), SEARCH_BATCH * 8):
         index.add(vecs[start : start + SEARCH_BATCH * 8])
     return index

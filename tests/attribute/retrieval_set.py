@@ -251,9 +251,10 @@ def recall_at_1(ranked_keys: list[str]) -> float:
     return sum(top == target for top, (target, _) in zip(ranked_keys, QUERIES)) / len(QUERIES)
 
 
-def evaluate(lake_dir: str, modes=("dense", "bm25", "hybrid"), embedder: str = "bundled") -> dict[str, float]:
+def evaluate(lake_dir: str, modes=("dense", "bm25", "hybrid"), embedder: str = "bundled", index=None) -> dict[str, float]:
     """recall@1 per mode, through the stage's own code: DOCUMENTS written to a lake, both
-    indexes built by `build_index`, each query retrieved by `corpus_documents`."""
+    indexes built by `build_index` (the dense one as `index`, an IndexConfig, says), each query
+    retrieved by `corpus_documents`."""
     from datetime import datetime, timezone
 
     from synthq.tasks.attribute.grounding import corpus_documents, prepare
@@ -269,7 +270,7 @@ def evaluate(lake_dir: str, modes=("dense", "bm25", "hybrid"), embedder: str = "
              "language_score": 1.0, "date": "", "source": "retrieval_set", "source_offset": i, "fetch_time": now,
              "n_words": len(text.split()), "search_query": None} for i, (key, title, text) in enumerate(DOCUMENTS)]
     lake.write_shard("documents", "00000", StageResult(table(rows, SCHEMA), table([], REJECTED)), input_id="set", config="set")
-    build_index(lake, embedder, "hybrid")
+    build_index(lake, embedder, "hybrid", index)
     index, ids = load_index(lake)
     out = {}
     for mode in modes:

@@ -63,3 +63,57 @@ def test_bm25_query_without_a_corpus_word_is_rejected_with_a_reason(recall_lake)
     found = corpus_documents(_ctx(lake_dir, "bm25"), [({"id": "s", "prompt": "?"}, None)], ["zxqv wplk"], "bm25")
     assert not found.kept and found.rejected[0]["reason"] == "no_grounding_document"
     assert "no word of the query appears in the corpus" in found.rejected[0]["detail"]
+
+
+def test_an_ivf_index_finds_what_the_flat_one_finds_and_reports_its_recall(tmp_path):
+    """Past its threshold the index is IVF (8-bit vectors in lists): the retrieval set's queries
+    find the same documents through it, and the build measures its recall@1 against exact search."""
+    import json
+
+    from synthq.tasks.attribute.retrieve import INDEX_DIR
+    from synthq.tasks.core.attribute_config import IndexConfig
+
+    lake_dir = str(tmp_path / "lake")
+    recall = evaluate(lake_dir, modes=("dense",), index=IndexConfig(ivf_above=len(DOCUMENTS) - 1, nlist=4, nprobe=4))
+    lake = Lake(lake_dir)
+    info = json.loads(lake.fs.cat_file(lake.path(INDEX_DIR, "index.json")))
+    index, _ = load_index(lake)
+    assert info["kind"] == "ivf" and info["nlist"] == 4 and index.nprobe == 4, info
+    assert info["recall_sample"] == len(DOCUMENTS) and info["recall_at_1"] >= 0.95, info  # every list searched
+    assert recall["dense"] >= 0.95, recall
+
+
+def test_recall_at_1_counts_what_a_narrow_ivf_search_misses():
+    """recall_at_1 against exact search: 1.0 for the flat index, less when an IVF index searches
+    one of many lists of scattered vectors (their nearest neighbours often sit in another list)."""
+    import faiss
+    import numpy as np
+
+    from synthq.tasks.attribute.retrieve import recall_at_1
+    from synthq.tasks.core.neardup import trained_ivf
+
+    vecs = np.random.default_rng(1).normal(size=(2000, 32)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    parts = {"a": vecs[:1200], "b": vecs[1200:]}  # two shards, read one at a time
+
+    class Shards:  # what recall_at_1 reads the vectors from: a lake of two vector files
+        def __init__(self):
+            import io
+
+            from synthq.tasks.core.lake import Lake
+
+            self.lake = Lake(f"memory://recall-{id(self)}")
+            for name, part in parts.items():
+                buf = io.BytesIO()
+                np.savez(buf, vectors=part, ids=np.array([f"{name}{i}" for i in range(len(part))]))
+                self.lake.write_bytes(self.lake.path(f"{name}.npz"), buf.getvalue())
+            self.paths = [self.lake.path(f"{name}.npz") for name in parts]
+
+    shards, rows = Shards(), np.arange(0, 2000, 10)
+    flat = faiss.IndexFlatIP(32)
+    flat.add(vecs)
+    assert recall_at_1(shards.lake, shards.paths, flat, rows) == (1.0, len(rows))
+    narrow = trained_ivf(32, 64, vecs, nprobe=1)
+    narrow.add(vecs)
+    found, n = recall_at_1(shards.lake, shards.paths, narrow, rows)
+    assert n == len(rows) and found < 0.8, found
