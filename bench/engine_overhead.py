@@ -27,7 +27,7 @@ import smoke
 
 from synthq.tasks.core.config import EngineConfig
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.llm.cache import CachedEngine
+from synthq.tasks.llm.cache import CachedEngine, compact
 from synthq.tasks.llm.engine import Request, complete, schema_for
 from synthq.tasks.llm.openai_engine import OpenAIEngine
 
@@ -121,6 +121,7 @@ def main() -> None:
             n_cache = min(args.requests, n_base)
             cached = CachedEngine(engine, Lake(lake), "stub")
             t_miss, _, _ = through_synthq(cached, n_cache, args.shard)
+            compact(Lake(lake))  # as each LLM stage does after its shards
             t_hit, _, _ = through_synthq(cached, n_cache, args.shard)
             print(f"with the LLM cache ({n_cache:,} requests): all misses {n_cache / t_miss:,.0f} req/s, all hits {n_cache / t_hit:,.0f} req/s")
         print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

@@ -170,10 +170,13 @@ def sampling(requests):
 
 def same_prompts(cfg: FactoryConfig, requests) -> int:
     """How many of these requests the stage sent: each has an entry in the stage's LLM cache."""
-    from synthq.tasks.llm.cache import CachedEngine
+    from synthq.tasks.llm.cache import CachedEngine, compact, lookup
 
-    cache = CachedEngine(None, Lake(cfg.lake), cfg.engine.model)
-    return sum(cache.lake.fs.exists(cache._path(cache.key(r))) for r in requests)
+    lake = Lake(cfg.lake)
+    compact(lake)  # the stage's shards left their answers pending, each in its own scope
+    keys = [CachedEngine(None, lake, cfg.engine.model).key(r) for r in requests]
+    found = lookup(lake, set(keys), "_")
+    return sum(k in found for k in keys)
 
 
 def stage_requests(cfg: FactoryConfig) -> list:

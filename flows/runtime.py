@@ -24,6 +24,7 @@ from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.progress import StageProgress
 from synthq.tasks.core.report import fault_totals
 from synthq.tasks.shards.stage import ShardSpec, Stage, run_shard
+from synthq.tasks.llm.cache import compact
 from synthq.tasks.llm.engine import Engine
 
 
@@ -91,6 +92,7 @@ def run_stage(
     ensure_ray(cfg)
     engine = engine_for(cfg) if stage.uses_engine else None
     lake = Lake(cfg.lake)
+    compact_cache(lake, cfg, stage)  # what a killed run left pending becomes visible to every shard
     progress = create_progress_artifact(0.0, description=f"{stage.dataset}: shards finished")
     terminal = StageProgress(stage.dataset, len(specs))  # the CLI's bar; nothing elsewhere
     futures = [shard_task.submit(stage, spec, cfg, engine) for spec in specs]
@@ -106,12 +108,22 @@ def run_stage(
             lake.mark_failed(stage.dataset, spec_of[id(future)].shard, failed[-1])
             terminal.shard_done(failed=True)
         update_progress_artifact(progress, 100.0 * done / len(futures))
+    compact_cache(lake, cfg, stage)
     lake.prune(stage.dataset, keep={s.shard for s in specs} | set(extra_shards))
     if failed:
         get_run_logger().error("%s: %d of %d shards failed (rerun to retry them): %s", stage.dataset, len(failed), len(specs), failed[0])
         if cfg.fail_on_shard_error or len(failed) == len(specs):
             raise StageFailed(f"{stage.dataset}: {len(failed)} of {len(specs)} shards failed; first error: {failed[0]}")
     return publish_report(lake, stage.dataset) if report else None
+
+
+def compact_cache(lake: Lake, cfg: FactoryConfig, stage: Stage) -> None:
+    """Move the LLM cache's pending chunks into its partitions (see synthq.tasks.llm.cache)."""
+    if stage.uses_engine and cfg.llm_cache:
+        done = compact(lake)
+        if done["files_compacted"]:
+            _logger().info("%s: LLM cache: %d answers from %d chunk files compacted (%d runs merged)",
+                           stage.dataset, done["entries"], done["files_compacted"], done["runs_merged"])
 
 
 # What a user looks at first in each dataset: shown as sample rows in the stage's artifact.

@@ -68,7 +68,7 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     if lake.is_finished(stage.dataset, spec.shard, input_id=spec.input_id, config=digest, reads=reads):
         return {**lake.manifest(stage.dataset, spec.shard), "skipped": True}
     if engine is not None and cfg.llm_cache:
-        engine = CachedEngine(engine, lake, cfg.engine.model)
+        engine = CachedEngine(engine, lake, cfg.engine.model, scope=f"{stage.dataset}-{spec.shard}")
     ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
     ctx.extras.update(stage.services)
     if stage.prepare:

@@ -16,6 +16,7 @@ EXPECTED = {
     "dedup_scale.py": ["ratio exact (extrapolated from the subset", "ratio time / 300s target"],
     "engine_overhead.py": ["overhead per request over the bare client"],
     "ingest_throughput.py": ["ratio synthq / trafilatura per core"],
+    "llm_cache.py": ["| partitions | ", "| one file per answer | ", "ratio files per answer", "ratio lookup time"],
     "near_dup.py": ["ratio vectorised / datasketch", "memory: driver RSS"],
     "extraction_quality.py": ["mean F1: plain trafilatura.extract", "ratio"],
     "factory_scale.py": ["curate.checks.enabled=false and attribute.min_retrieval_score=-1", "| stage (40 docs) |",

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.llm import cache
 from synthq.tasks.llm.cache import CachedEngine
 from synthq.tasks.llm.engine import Request, Result
 
@@ -70,14 +71,65 @@ def test_errors_are_not_stored_and_a_kill_loses_at_most_one_chunk(lake_dir):
     assert [json.loads(r.text)["q"] for r in out] == [f"prompt {i}" for i in range(10)]
 
 
-def test_a_torn_entry_is_generated_again(lake_dir):
+def test_a_torn_chunk_is_generated_again(lake_dir):
     lake = Lake(lake_dir)
-    cached = CachedEngine(Echo(), lake, "m")
-    cached.generate([_req("a", "one")])
-    path = cached._path(cached.key(_req("a", "one")))
-    lake.fs.pipe(path, b'{"text": "trunc')
+    CachedEngine(Echo(), lake, "m").generate([_req("a", "one")])
+    [chunk] = lake.fs.find(lake.path(cache.PENDING))
+    lake.fs.pipe(chunk, lake.fs.cat_file(chunk)[:40])
     again = CachedEngine(Echo(), lake, "m")
     assert again.generate([_req("a", "one")])[0].text == '{"q": "one"}' and again.stats.misses == 1
+
+
+def test_compaction_keeps_every_answer_in_few_files(lake_dir, monkeypatch):
+    """Chunks move into key-range partitions (one sorted run per partition touched); a
+    partition's runs are merged past MAX_RUNS; every answer is still found, from any scope."""
+    monkeypatch.setattr(cache, "MAX_RUNS", 2)
+    lake = Lake(lake_dir)
+    reqs = [_req(str(i), f"prompt {i}") for i in range(600)]
+    merged = 0
+    for n, start in enumerate(range(0, 600, 200)):  # three shards, each its own scope
+        CachedEngine(Echo(), lake, "m", chunk=50, scope=f"instructions-{n}").generate(reqs[start : start + 200])
+        done = cache.compact(lake)
+        assert done["files_compacted"] == 4 and done["entries"] == 200
+        merged += done["runs_merged"]
+    assert not lake.fs.find(lake.path(cache.PENDING))
+    runs = cache._runs(lake)
+    assert len(runs) > 500 and all(len(listed) <= 2 for listed in runs.values())  # 600 keys in 4,096 partitions; merged to MAX_RUNS
+    assert merged > 0 and sum(n for listed in runs.values() for _, n in listed) == 600
+    on_disk = {p.rsplit("/", 1)[-1] for p in lake.fs.find(lake.path(cache.PARTS)) if "/run-" in p}
+    assert on_disk == {name for listed in runs.values() for name, _ in listed}  # replaced runs deleted
+    inner = Echo()
+    again = CachedEngine(inner, lake, "m", scope="instructions-9")
+    out = again.generate(list(reversed(reqs)))
+    assert again.stats.hits == 600 and inner.asked == []
+    assert [json.loads(r.text)["q"] for r in out] == [f"prompt {i}" for i in reversed(range(600))]
+
+
+def test_a_retried_shard_reads_its_own_chunks_before_compaction(lake_dir):
+    lake = Lake(lake_dir)
+    reqs = [_req(str(i), f"prompt {i}") for i in range(10)]
+    CachedEngine(Echo(), lake, "m", scope="instructions-00001").generate(reqs)
+    other = CachedEngine(Echo(), lake, "m", scope="instructions-00002")
+    other.generate(reqs[:1])
+    assert other.stats.misses == 1  # another shard's pending chunks are not read (compaction makes them visible)
+    retried = CachedEngine(Echo(), lake, "m", scope="instructions-00001")
+    retried.generate(reqs)
+    assert retried.stats.hits == 10
+
+
+def test_answers_kept_one_file_each_are_found_then_compacted(lake_dir):
+    """A lake written by the one-JSON-file-per-answer layout: its answers are hits, and
+    compaction moves them into the partitions."""
+    lake = Lake(lake_dir)
+    probe = CachedEngine(Echo(), lake, "m")
+    key = probe.key(_req("a", "one"))
+    entry = {"text": "old answer", "finish_reason": "stop", "prompt_tokens": 3, "output_tokens": 2, "cached_tokens": 0}
+    lake.write_bytes(lake.path(cache.FOLDER, key[:2], f"{key}.json"), json.dumps(entry).encode())
+    assert probe.generate([_req("a", "one")])[0].text == "old answer" and probe.stats.hits == 1
+    assert cache.compact(lake) == {"entries": 1, "files_compacted": 1, "runs_merged": 0}
+    assert not lake.exists(cache.FOLDER, key[:2])
+    again = CachedEngine(Echo(), lake, "m")
+    assert again.generate([_req("a", "one")])[0].text == "old answer" and again.stats.hits == 1
 
 
 def test_many_ray_workers_write_the_same_keys_at_once(ray_local, lake_dir):
@@ -91,8 +143,8 @@ def test_many_ray_workers_write_the_same_keys_at_once(ray_local, lake_dir):
     outs = ray.get([worker.remote(s) for s in range(6)])  # each starts at another offset
     assert all(sorted(o) == sorted(outs[0]) for o in outs)
     lake = Lake(lake_dir)
-    files = [p for p in lake.fs.find(lake.path("cache")) if p.endswith(".json")]
-    assert len(files) == 40 and all(json.loads(lake.fs.cat_file(p))["text"] for p in files)
+    stored = cache.lookup(lake, {CachedEngine(Echo(), lake, "m").key(_req(f"r{i}", f"shared prompt {i}")) for i in range(40)}, "_")
+    assert len(stored) == 40 and all(e["text"] for e in stored.values())
     assert not [p for p in lake.fs.find(lake.root) if ".tmp-" in p]
     final = CachedEngine(Echo(), lake, "m")
     final.generate([_req(f"r{i}", f"shared prompt {i}") for i in range(40)])
