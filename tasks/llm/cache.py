@@ -9,10 +9,10 @@ prompt it rebuilds. A changed prompt has a new text, hence a new key: it misses 
 prompts share a block chosen for a group of documents of the shard, so re-sharding that stage
 regroups its documents and generates again).
 
-Layout, so that a hundred million answers are some ten thousand files, not a hundred million:
+Layout, so that a hundred million answers are about a thousand files, not a hundred million:
 
     cache/llm/pending/<scope>/<uuid>.parquet   one file per generated chunk (key, entry)
-    cache/llm/parts/<3 hex>/run-<uuid>.parquet  compacted: a key range's entries sorted by key
+    cache/llm/parts/<2 hex>/run-<uuid>.parquet  compacted: a key range's entries sorted by key
 
 Misses go to the engine in chunks and each chunk is one Parquet file written atomically
 (temp file + rename) before the next one starts, so a crash or kill loses at most one chunk
@@ -49,9 +49,9 @@ from synthq.tasks.llm.engine import Engine, Request, Result, sample_id
 FOLDER = "cache/llm"
 PENDING, PARTS = f"{FOLDER}/pending", f"{FOLDER}/parts"
 SCHEMA = pa.schema([("key", pa.string()), ("entry", pa.string())])
-PREFIX = 3  # hex characters of the key naming its partition: 4,096 partitions, so a lookup reads
-# about one file per key (as many as its partition has runs) and the cache stays under
-# 4,096 x MAX_RUNS files at any size (24,000 answers per partition at 100M)
+PREFIX = 2  # hex characters of the key naming its partition: 256 partitions, so a lookup reads
+# at most 256 x MAX_RUNS small files whatever the cache's size, and the cache stays under about
+# a thousand files (400,000 answers per partition at 100M: footers of 100 KB per 10M answers)
 ROW_GROUP = 64  # entries per row group of a run: a lookup reads one group per key it finds
 MAX_RUNS = 4  # runs a partition holds before all but its largest are merged
 READERS = 8  # files a lookup reads at once (latency-bound on object stores)
