@@ -42,19 +42,22 @@ def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexC
     paths = embed_missing(lake, manifests, embedder, remote)
     total = sum(m["kept"] for m in manifests)
     kind = cfg.kind if cfg.kind != "auto" else ("ivf" if total > cfg.ivf_above else "flat")
-    dim = read_vectors(lake, paths[0])[0].shape[1] if paths else dimension(embedder)
     info: dict = {"kind": kind, "documents": total, "embedder": embedder}
-    if kind == "flat" or total == 0:
-        index = faiss.IndexFlatIP(dim)
-    else:
+    index = None  # flat: made from the first shard's width
+    if kind == "ivf" and total:
         nlist = min(total, cfg.nlist or nlist_for(total))
-        index = trained_ivf(dim, nlist, _sample_rows(lake, paths, _spread(total, min(total, 64 * nlist))), cfg.nprobe, "SQ8")
+        sample = _sample_rows(lake, paths, _spread(total, min(total, 64 * nlist)))
+        index = trained_ivf(sample.shape[1], nlist, sample, cfg.nprobe, "SQ8")
         info.update(nlist=nlist, nprobe=min(cfg.nprobe, nlist))
     ids = []
     for path in paths:  # one shard's vectors in memory at a time
         vectors, shard_ids = read_vectors(lake, path)
+        if index is None:
+            index = faiss.IndexFlatIP(vectors.shape[1])
         index.add(vectors)
         ids.append(pa.array(shard_ids, pa.string()))
+    if index is None:  # no documents
+        index = faiss.IndexFlatIP(dimension(embedder))
     if kind == "ivf" and total:
         faiss.extract_index_ivf(index).make_direct_map()  # cosine() reconstructs rows
         info["recall_at_1"], info["recall_sample"] = recall_at_1(lake, paths, index, _spread(total, min(total, cfg.recall_sample)))

@@ -65,10 +65,10 @@ class Lake:
             f.write(data)
         self.fs.mv(tmp, path)
 
-    def write_table(self, path: str, tbl: pa.Table) -> str:
+    def write_table(self, path: str, tbl: pa.Table, row_group_size: int | None = None) -> str:
         """Write one Parquet file atomically; return its sha256."""
         buf = io.BytesIO()
-        pq.write_table(tbl, buf, compression="zstd")
+        pq.write_table(tbl, buf, compression="zstd", row_group_size=row_group_size)
         data = buf.getvalue()
         self.write_bytes(path, data)
         return hashlib.sha256(data).hexdigest()

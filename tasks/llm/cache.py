@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import io
 import json
 import re
 import uuid
@@ -169,18 +168,20 @@ def compact(lake: Lake) -> dict:
         stray = [p for p in lake.fs.find(lake.path(PARTS)) if p.rsplit("/", 1)[-1].startswith("run-") and p not in named]
         if stray:
             lake.fs.rm(stray)
-    moved = files = 0
+    moved = files = rows_read = 0
     batch, tables = [], []
     pending = [p for scope in _dirs(lake, PENDING) for p in _files(lake, scope)]
     for n, path in enumerate(pending):
         batch.append(path)
         table = _read(lake, path)
-        tables += [table] if table is not None else []
-        if n == len(pending) - 1 or sum(t.num_rows for t in tables) >= COMPACT_BATCH:
+        if table is not None:
+            tables.append(table)
+            rows_read += table.num_rows
+        if n == len(pending) - 1 or rows_read >= COMPACT_BATCH:
             moved += _add_runs(lake, runs, tables)
             lake.fs.rm(batch)
             files += len(batch)
-            batch, tables = [], []
+            batch, tables, rows_read = [], [], 0
     for folder in _legacy_folders(lake):
         paths = _files(lake, folder, ".json")
         raw = lake.fs.cat(paths, on_error="omit") if paths else {}
@@ -231,9 +232,7 @@ def _merge(lake: Lake, runs: dict[str, list], part: str) -> int:
 
 def _write(lake: Lake, path: str, rows: dict[str, str]) -> None:
     """One run or chunk: entries sorted by key, in small row groups (their key range is in the footer)."""
-    buf = io.BytesIO()
-    pq.write_table(_table(rows), buf, compression="zstd", row_group_size=ROW_GROUP)
-    lake.write_bytes(path, buf.getvalue())
+    lake.write_table(path, _table(rows), row_group_size=ROW_GROUP)
 
 
 def _table(rows: dict[str, str]) -> pa.Table:
@@ -288,7 +287,7 @@ def _dirs(lake: Lake, folder: str) -> list[str]:
     """Subfolders of a lake folder (relative to the lake), as full paths."""
     if not lake.exists(folder):
         return []
-    return [p for p in lake.fs.ls(lake.path(folder), detail=False) if lake.fs.isdir(p)]
+    return [e["name"] for e in lake.fs.ls(lake.path(folder), detail=True) if e["type"] == "directory"]
 
 
 def _files(lake: Lake, path: str, suffix: str = ".parquet") -> list[str]:

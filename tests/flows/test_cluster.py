@@ -23,7 +23,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from synthq.tasks.llm.models import resolve_model
 from synthq.tasks.sample import PAGES, SEEDS
 from tests.llm.faults import Faulty
 
@@ -136,7 +135,7 @@ def test_deploy_and_trigger_the_factory_on_a_ray_cluster(cluster, tmp_path):
     with Faulty(rate=0.0) as stub:
         overrides = {
             "lake": lake, "ingest.sources": pages, "attribute.seeds": seeds, "shard_size": 2,
-            "engine.kind": "openai", "engine.base_url": stub.url, "engine.model": "stub", "engine.tokenizer": resolve_model("bundled"),
+            **stub.engine_settings(),
             # the stub's text would fail the cosine floor and the model-free checks (both tested on their own)
             "attribute.min_retrieval_score": 0.0, "curate.checks.enabled": "false",
         }

@@ -20,7 +20,6 @@ import pytest
 
 from synthq.tasks.core.config import load_config
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.llm.models import resolve_model
 from synthq.tasks.shards.stage import dataset_identity
 from synthq.tasks.sample import PAGES, SEEDS
 from synthq.tasks.synthesize.plan import PROMPT
@@ -55,7 +54,7 @@ def test_reruns_regenerate_exactly_what_changed(prefect_server, ray_local, tmp_p
     lines = SEEDS.read_text().splitlines()
     seeds.write_text("\n".join(lines[:3]) + "\n")
     base = {
-        "engine.kind": "openai", "engine.base_url": stub.url, "engine.model": "stub", "engine.tokenizer": resolve_model("bundled"),
+        **stub.engine_settings(),
         "lake": str(tmp_path / "lake"), "shard_size": 2, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
         "attribute.min_retrieval_score": 0.0, "attribute.document_tokens": 256, "attribute.max_output_tokens": 384,
         "synthesize.document_tokens": 256, "synthesize.prompt_tokens": 1200, "synthesize.group_size": 2,

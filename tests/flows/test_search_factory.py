@@ -10,7 +10,6 @@ import pytest
 
 from synthq.tasks.core.config import load_config
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.llm.models import resolve_model
 from tests.llm.faults import Faulty
 from tests.attribute.search_site import SearchSite
 
@@ -24,7 +23,7 @@ def test_search_grounded_demonstrations_reach_a_release(prefect_server, ray_loca
     site = SearchSite(["/articles/login.html", "/articles/blackholes.html", "/articles/regression.html"])
     with Faulty(rate=0.0) as stub:
         cfg = load_config(None, {
-            "engine.kind": "openai", "engine.base_url": stub.url, "engine.model": "stub", "engine.tokenizer": resolve_model("bundled"),
+            **stub.engine_settings(),
             "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
             "attribute.retrieval": "search", "attribute.search.url": site.url, "attribute.search.hits": 2,
             "ingest.crawl.allow_private": True, "ingest.crawl.per_host_delay_s": 0,

@@ -81,6 +81,12 @@ class Faulty(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
+    def engine_settings(self) -> dict:
+        """Config settings that point the factory's engine at this endpoint (the bundled model's tokenizer)."""
+        from synthq.tasks.llm.models import resolve_model
+
+        return {"engine.kind": "openai", "engine.base_url": self.url, "engine.model": "stub", "engine.tokenizer": resolve_model("bundled")}
+
     def next_fault(self) -> str | None:
         with self.lock:
             if self.script:
