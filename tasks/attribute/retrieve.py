@@ -25,6 +25,7 @@ from synthq.tasks.core.attribute_config import IndexConfig
 from synthq.tasks.core.embeddings import dimension, embed, passages
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import nlist_for, trained_ivf
+from synthq.tasks.core.parallel import run_each
 
 INDEX_DIR = "indexes/documents"
 VECTORS_DIR = f"{INDEX_DIR}/vectors"  # one file per documents shard and embedder
@@ -97,16 +98,8 @@ def embed_missing(lake: Lake, manifests: list[dict], embedder: str, remote: bool
     in Ray tasks when `remote` (one GPU each while the cluster has one free, else one CPU),
     here otherwise."""
     paths = [vectors_path(lake, m, embedder) for m in manifests]
-    todo = [m for m, p in zip(manifests, paths) if not lake.fs.exists(p)]
-    if todo and remote:
-        import ray
-
-        gpu = ray.available_resources().get("GPU", 0) >= 1
-        task = ray.remote(embed_shard).options(num_gpus=1 if gpu else 0, num_cpus=1)
-        ray.get([task.remote(lake.url, m, embedder, "cuda" if gpu else "cpu") for m in todo])
-    else:
-        for m in todo:
-            embed_shard(lake.url, m, embedder)
+    todo = [(lake.url, m, embedder) for m, p in zip(manifests, paths) if not lake.fs.exists(p)]
+    run_each(embed_shard, todo, remote, gpu=True)
     return paths
 
 

@@ -10,12 +10,13 @@ import json
 from collections import Counter
 
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.curate.select import selection_info
 
 
 def curation_report(lake: Lake) -> dict:
     scored, curated = lake.report("scored"), lake.report("curated")
     kept = lake.read("curated")
-    selection = (lake.manifests("curated") or [{}])[0].get("stats", {})
+    selection = selection_info(lake).get("stats", {})
     return {
         "scored": scored["kept"] + scored["rejected"],
         "kept": curated["kept"],

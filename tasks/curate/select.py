@@ -8,52 +8,115 @@ duplicate group is the released or best-scored one; then any new query within th
 of a row of an earlier release (the release index, see dedup.py) is dropped. With a target size, either the kept queries are clustered into
 that many topics (FAISS k-means) and the best-scored query of each topic is kept, or k-center
 greedy picks the most spread-out subset, starting from the best-scored query.
+
+It runs in three steps, so no process holds the scored rows, only one vector per query:
+- `screen`, per scored shard (Ray tasks): the checks of one row alone (score, moderation,
+  benchmarks) and the survivors' query embeddings, kept in the lake (`indexes/curate`);
+- `decide`, once (one Ray task): ranking, dedup and the target size over the survivors' ids,
+  scores and vectors; the verdicts are written per scored shard;
+- the `curated` stage, per scored shard: its rows with their verdicts, kept or rejected.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import os
 from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.embeddings import embed
-from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.lake import Lake, StageResult
 from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
-from synthq.tasks.shards.stage import ShardSpec, Stage
-from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
+from synthq.tasks.core.parallel import run_each
 from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
+from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
+from synthq.tasks.shards.context import StageContext
+from synthq.tasks.shards.stage import ShardSpec, Stage
 
 STAGE = "curate"
+FOLDER = "indexes/curate"
+SCREEN_COLUMNS = ["id", "query", "score_total", "moderation", "moderation_categories"]
+# what `screen` depends on: a change of target size or dedup threshold reuses its embeddings
+SCREEN_FIELDS = ("curate.min_score", "curate.benchmarks", "curate.benchmark_column", "curate.benchmark_fields",
+                 "curate.contamination_ngram", "curate.contamination_similarity", "embedder")
+
+Verdicts = dict[str, tuple[str, str]]  # query id -> (reason, detail) of a rejected query
 
 
-def _rank(rows: list[dict], released: set[str]) -> list[dict]:
-    return sorted(rows, key=lambda r: (r["id"] not in released, -r["score_total"], r["id"]))
+@dataclass
+class Screened:
+    """One batch of scored queries after the checks of one row alone."""
+
+    ids: np.ndarray  # survivors' ids (str)
+    scores: np.ndarray  # their total scores
+    vectors: np.ndarray  # their query embeddings, unit length
+    verdicts: Verdicts = field(default_factory=dict)  # the rows rejected here
+    hits: Counter = field(default_factory=Counter)  # benchmark -> contaminated queries
+    unusable: dict = field(default_factory=dict)  # benchmark -> rows that mapped to no prompt
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        rejected = list(self.verdicts.items())
+        np.savez(buf, ids=self.ids, scores=self.scores, vectors=self.vectors,
+                 rejected=np.array([[i, r, d] for i, (r, d) in rejected], dtype=str).reshape(-1, 3),
+                 meta=np.array(json.dumps({"hits": self.hits, "unusable": self.unusable})))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Screened":
+        z = np.load(io.BytesIO(data))
+        meta = json.loads(str(z["meta"]))
+        return cls(z["ids"], z["scores"], z["vectors"], {i: (r, d) for i, r, d in z["rejected"]},
+                   Counter(meta["hits"]), meta["unusable"])
 
 
-def _dedup(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict]):
-    kept, dupes = within(vecs, cfg.dedup_threshold, index_spec(cfg), seed)
-    for i, twin, sim in dupes:
-        detail = f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {rows[twin]['id']}"
-        rejected.append(rejection(STAGE, "near_duplicate", detail, rows[i]["id"], rows[i]))
-    return [rows[i] for i in kept], vecs[kept], len(dupes)
+@lru_cache(maxsize=2)
+def _benchmarks(paths: tuple[str, ...], stamps: tuple[str, ...], fields: str, n: int, embedder: str) -> Benchmarks:
+    """Benchmarks loaded and embedded once per worker process (`stamps`: a changed file reloads)."""
+    return Benchmarks.load(list(paths), json.loads(fields), n, embedder)
 
 
-def _dedup_against_releases(rows, vecs, cfg: CurateConfig, release: ReleaseIndex, released: set[str], rejected: list[dict]):
-    fresh = [i for i, r in enumerate(rows) if r["id"] not in released]
-    drop = {}
-    for m in release.nearest(vecs[fresh], cfg.dedup_threshold):
-        i = fresh[m.position]
-        drop[i] = m
-        detail = f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}"
-        rejected.append(rejection(STAGE, "duplicate_of_release", detail, rows[i]["id"], rows[i]))
-    keep = [i for i in range(len(rows)) if i not in drop]
-    return [rows[i] for i in keep], vecs[keep], len(drop)
+def _stamps(cfg: CurateConfig) -> tuple[str, ...]:
+    return tuple(f"{b}:{os.path.getsize(b)}:{os.path.getmtime(b)}" for b in cfg.benchmarks if os.path.isfile(b))
+
+
+def screen(scored: pa.Table, cfg: CurateConfig, embedder: str, device: str = "cpu") -> Screened:
+    """Minimum score, moderation and decontamination, which judge each query alone, and the
+    embeddings of the queries that pass them."""
+    ids, queries, totals = (scored.column(c).to_pylist() for c in ("id", "query", "score_total"))
+    verdicts: Verdicts = {}
+    for qid, total, verdict, categories in zip(ids, totals, scored.column("moderation").to_pylist(),
+                                               scored.column("moderation_categories").to_pylist()):
+        if total < cfg.min_score:
+            verdicts[qid] = ("low_score", f"score {total} < curate.min_score={cfg.min_score}")
+        elif verdict == "unsafe":
+            verdicts[qid] = ("unsafe", f"moderation: {', '.join(categories or []) or 'unsafe'}")
+    keep = [i for i, qid in enumerate(ids) if qid not in verdicts]
+    vecs = embed([queries[i] for i in keep], embedder, device=device)
+    out = Screened(np.array([ids[i] for i in keep], dtype=str), np.array([totals[i] for i in keep], dtype=np.int16), vecs, verdicts)
+    if cfg.benchmarks and keep:
+        bench = _benchmarks(tuple(cfg.benchmarks), _stamps(cfg), json.dumps(benchmark_fields(cfg), sort_keys=True),
+                            cfg.contamination_ngram, embedder)
+        out.unusable = dict(bench.unusable)
+        clean = []
+        for pos, verdict in enumerate(bench.hits([queries[i] for i in keep], vecs, cfg.contamination_similarity)):
+            if verdict:
+                reason, name, detail = verdict
+                out.hits[name] += 1
+                out.verdicts[str(out.ids[pos])] = (reason, detail)
+            else:
+                clean.append(pos)
+        out.ids, out.scores, out.vectors = out.ids[clean], out.scores[clean], out.vectors[clean]
+    return out
 
 
 def topics(vecs: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -75,91 +138,181 @@ def k_center(vecs: np.ndarray, k: int) -> list[int]:
     return sorted(chosen)
 
 
-def _decontaminate(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, embedder: str, rejected: list[dict], stats: dict):
-    bench = Benchmarks.load(cfg.benchmarks, benchmark_fields(cfg), cfg.contamination_ngram, embedder)
-    if bench.unusable:  # rows of a benchmark file that hold no prompt: counted, not silently skipped
-        stats["benchmark_rows_unusable"] = bench.unusable
-    verdicts = bench.hits([r["query"] for r in rows], vecs, cfg.contamination_similarity)
+def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: ReleaseIndex | None = None) -> tuple[Verdicts, dict[str, int], dict]:
+    """Verdicts on every survivor of `screen` (a kept query has none), the topic of each kept
+    query when topics were drawn, and the selection's counts."""
+    ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, dtype=str)
+    scores = np.concatenate([p.scores for p in parts]) if parts else np.zeros(0, dtype=np.int16)
+    stats: dict = {}
     hits: Counter = Counter()
-    for row, verdict in zip(rows, verdicts):
-        if verdict:
-            reason, name, detail = verdict
-            hits[name] += 1
+    for p in parts:
+        hits.update(p.hits)
+        if p.unusable:  # rows of a benchmark file that hold no prompt: counted, not silently skipped
+            stats["benchmark_rows_unusable"] = p.unusable
+    if cfg.benchmarks:
+        stats["contamination_hits"] = dict(hits)
+    verdicts: Verdicts = {}
+    if not len(ids):
+        stats.update(near_duplicates=0, kept=0)
+        return verdicts, {}, stats
+    released = release.ids() if release else set()
+    fresh = np.array([i not in released for i in ids.tolist()], dtype=bool)
+    order = np.lexsort((ids, -scores.astype(np.int32), fresh))  # released first, then best score, then id
+    vecs = np.concatenate([p.vectors for p in parts])[order]
+    ids, fresh = ids[order].tolist(), fresh[order]
+
+    alive, dupes = within(vecs, cfg.dedup_threshold, index_spec(cfg), seed)
+    for i, twin, sim in dupes:
+        verdicts[ids[i]] = ("near_duplicate", f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {ids[twin]}")
+    stats["near_duplicates"] = len(dupes)
+    if release:
+        new = [int(i) for i in alive if fresh[i]]
+        dropped = set()
+        for m in release.nearest(vecs[new], cfg.dedup_threshold):
+            i = new[m.position]
+            dropped.add(i)
+            verdicts[ids[i]] = ("duplicate_of_release", f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}")
+        alive = np.array([i for i in alive if i not in dropped], dtype=np.int64)
+        stats["duplicates_of_release"] = len(dropped)
+    labels: dict[str, int] = {}
+    if cfg.target_size and len(alive) > cfg.target_size:
+        sub = vecs[alive]
+        if cfg.selection == "k_center":
+            keep = set(k_center(sub, cfg.target_size))
+            detail = f"k-center selection kept {len(keep)} of {len(alive)} (target_size={cfg.target_size})"
+            verdicts.update({ids[i]: ("not_selected", detail) for pos, i in enumerate(alive) if pos not in keep})
+            alive = alive[sorted(keep)]
+        else:
+            topic = topics(sub, cfg.target_size, seed)
+            stats["topic_sizes"] = {str(k): v for k, v in sorted(Counter(map(int, topic)).items())}
+            best: dict[int, int] = {}
+            for pos, label in enumerate(topic.tolist()):  # ranked: the first seen is the best
+                best.setdefault(label, pos)
+            for pos, label in enumerate(topic.tolist()):
+                labels[ids[alive[pos]]] = label
+                if best[label] != pos:
+                    verdicts[ids[alive[pos]]] = ("topic_not_best", f"topic {label}: {ids[alive[best[label]]]} scored higher")
+            alive = alive[sorted(best.values())]
+    stats["kept"] = len(alive)
+    return verdicts, {k: v for k, v in labels.items() if k not in verdicts}, stats
+
+
+def apply(scored: pa.Table, verdicts: Verdicts, labels: dict[str, int]) -> StageResult:
+    """A batch of scored rows split by their verdicts: the kept ones with their topic."""
+    kept, rejected = [], []
+    for row in scored.to_pylist():
+        if row["id"] in verdicts:
+            reason, detail = verdicts[row["id"]]
             rejected.append(rejection(STAGE, reason, detail, row["id"], row))
-    clean = [i for i, v in enumerate(verdicts) if v is None]
-    return [rows[i] for i in clean], vecs[clean], dict(hits)
-
-
-def _best_per_topic(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, seed: int, rejected: list[dict], stats: dict) -> list[dict]:
-    labels = topics(vecs, cfg.target_size, seed)
-    stats["topic_sizes"] = {str(k): v for k, v in sorted(Counter(map(int, labels)).items())}
-    best: dict[int, int] = {}
-    for pos, label in enumerate(labels):  # rows are ranked: the first seen is the best
-        best.setdefault(int(label), pos)
-    for pos, (row, label) in enumerate(zip(rows, labels)):
-        row["topic"] = int(label)
-        if best[int(label)] != pos:
-            winner = rows[best[int(label)]]["id"]
-            rejected.append(rejection(STAGE, "topic_not_best", f"topic {label}: {winner} scored higher", row["id"], row))
-    return [rows[p] for p in sorted(best.values())]
-
-
-def _k_center_subset(rows: list[dict], vecs: np.ndarray, cfg: CurateConfig, rejected: list[dict]) -> list[dict]:
-    keep = set(k_center(vecs, cfg.target_size))
-    detail = f"k-center selection kept {len(keep)} of {len(rows)} (target_size={cfg.target_size})"
-    rejected.extend(rejection(STAGE, "not_selected", detail, r["id"], r) for i, r in enumerate(rows) if i not in keep)
-    return [r for i, r in enumerate(rows) if i in keep]
+        else:
+            kept.append({**row, "topic": labels.get(row["id"], row.get("topic", -1))})
+    return StageResult(table(kept, CURATED), table(rejected, REJECTED), {"kept": len(kept)})
 
 
 def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int, release: ReleaseIndex | None = None) -> StageResult:
-    """Min score, decontamination, near-duplicate removal (within the batch, then against
-    earlier releases when `release` is given), then target-size selection."""
-    released = release.ids() if release else set()
-    rows = _rank(scored.to_pylist(), released)
-    rejected = [
-        rejection(STAGE, "low_score", f"score {r['score_total']} < curate.min_score={cfg.min_score}", r["id"], r)
-        for r in rows
-        if r["score_total"] < cfg.min_score
-    ]
-    rows = [r for r in rows if r["score_total"] >= cfg.min_score]
-    rejected += [
-        rejection(STAGE, "unsafe", f"moderation: {', '.join(r['moderation_categories']) or 'unsafe'}", r["id"], r)
-        for r in rows
-        if r["moderation"] == "unsafe"
-    ]
-    rows = [r for r in rows if r["moderation"] != "unsafe"]
-    if not rows:
-        return StageResult(CURATED.empty_table(), table(rejected, REJECTED), {})
-    vecs = embed([r["query"] for r in rows], embedder)
-    stats: dict = {}
-    if cfg.benchmarks:
-        rows, vecs, stats["contamination_hits"] = _decontaminate(rows, vecs, cfg, embedder, rejected, stats)
-    survivors, vecs, stats["near_duplicates"] = _dedup(rows, vecs, cfg, seed, rejected)
-    if release:
-        survivors, vecs, stats["duplicates_of_release"] = _dedup_against_releases(survivors, vecs, cfg, release, released, rejected)
-    if cfg.target_size and len(survivors) > cfg.target_size:
-        if cfg.selection == "k_center":
-            survivors = _k_center_subset(survivors, vecs, cfg, rejected)
-        else:
-            survivors = _best_per_topic(survivors, vecs, cfg, seed, rejected, stats)
-    stats["kept"] = len(survivors)
-    return StageResult(table(survivors, CURATED), table(rejected, REJECTED), stats)
+    """The three steps on one table in memory: what the flow does shard by shard."""
+    screened = screen(scored, cfg, embedder)
+    verdicts, labels, stats = decide([screened], cfg, seed, release)
+    result = apply(scored, {**screened.verdicts, **verdicts}, labels)
+    result.stats = stats
+    return result
 
 
-def process(_: pa.Table, ctx: StageContext) -> StageResult:
-    """Selection runs once over every scored shard (a single shard of its own)."""
-    cfg = ctx.cfg
-    return select(ctx.lake.read("scored"), cfg.curate, cfg.embedder, cfg.seed, release_index(ctx.lake, cfg))
+# --- shard by shard, in the lake -------------------------------------------------------------
 
 
-def selection_spec(lake: Lake, cfg: FactoryConfig) -> ShardSpec:
-    """The single selection shard; its input id changes with any scored shard, benchmark
-    file or newly indexed release."""
-    parts = [m["checksum"] for m in lake.manifests("scored")]
-    parts += [f"{b}:{os.path.getsize(b)}:{os.path.getmtime(b)}" for b in cfg.curate.benchmarks if os.path.isfile(b)]
+def screened_path(lake: Lake, manifest: dict, cfg: FactoryConfig) -> str:
+    key = hashlib.sha256(f"{manifest['checksum']}|{cfg.digest(*SCREEN_FIELDS)}|{_stamps(cfg.curate)}".encode()).hexdigest()[:16]
+    return lake.path(FOLDER, "screened", f"{manifest['shard']}-{key}.npz")
+
+
+def screen_shard(lake_url: str, manifest: dict, cfg: FactoryConfig, device: str = "cpu") -> str:
+    lake = Lake(lake_url)
+    path = screened_path(lake, manifest, cfg)
+    rows = lake.read_shard("scored", manifest["shard"]).select(SCREEN_COLUMNS)
+    lake.write_bytes(path, screen(rows, cfg.curate, cfg.embedder, device).to_bytes())
+    return path
+
+
+def fingerprint(lake: Lake, cfg: FactoryConfig) -> str:
+    """Changes with any scored shard, the selection's config, a benchmark file or a newly
+    indexed release."""
+    parts = [m["checksum"] for m in lake.manifests("scored")] + list(_stamps(cfg.curate))
     release = release_index(lake, cfg)
     parts += [release.fingerprint()] if release else []
-    return ShardSpec("00000", hashlib.sha256(",".join(parts).encode()).hexdigest()[:16], rows=pa.table({}))
+    parts.append(STAGE_SPEC.digest(cfg))
+    return hashlib.sha256(",".join(parts).encode()).hexdigest()[:16]
+
+
+def decide_shards(lake_url: str, cfg: FactoryConfig, manifests: list[dict], paths: list[str], fp: str) -> dict:
+    """Every scored shard's verdicts (`indexes/curate/selection/<fp>/<shard>.parquet`: id, reason
+    and detail of each rejected query, topic of each kept one that has a topic), then the pointer
+    to them with the counts (`current.json`, last): a killed run leaves the old pointer."""
+    lake = Lake(lake_url)
+    parts = [Screened.from_bytes(lake.fs.cat_file(p)) for p in paths]
+    verdicts, labels, stats = decide(parts, cfg.curate, cfg.seed, release_index(lake, cfg))
+    for m, part in zip(manifests, parts):
+        mine = {**part.verdicts, **{i: verdicts[i] for i in part.ids.tolist() if i in verdicts}}
+        topic = {i: labels[i] for i in part.ids.tolist() if i in labels}
+        rows = {"id": list(mine) + list(topic), "reason": [v[0] for v in mine.values()] + [None] * len(topic),
+                "detail": [v[1] for v in mine.values()] + [None] * len(topic), "topic": [-1] * len(mine) + list(topic.values())}
+        schema = pa.schema([("id", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("topic", pa.int64())])
+        lake.write_table(lake.path(FOLDER, "selection", fp, f"{m['shard']}.parquet"), pa.table(rows, schema=schema))
+    lake.write_bytes(lake.path(FOLDER, "selection", "current.json"), json.dumps({"fingerprint": fp, "stats": stats}).encode())
+    return stats
+
+
+def _remove_stale(lake: Lake, keep: set[str], folder: str) -> None:
+    if lake.exists(folder):
+        for path in lake.fs.ls(lake.path(folder), detail=False):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if name not in keep and not name.startswith("."):
+                lake.fs.rm(path, recursive=True)
+
+
+def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, dict]:
+    """Screen the scored shards not screened yet, then decide, unless the verdicts for this
+    input are there already; returns their fingerprint and the counts."""
+    fp = fingerprint(lake, cfg)
+    current = selection_info(lake)
+    if current.get("fingerprint") == fp:
+        return fp, current["stats"]
+    manifests = lake.manifests("scored")
+    paths = [screened_path(lake, m, cfg) for m in manifests]
+    todo = [(lake.url, m, cfg) for m, p in zip(manifests, paths) if not lake.fs.exists(p)]
+    run_each(screen_shard, todo, remote, gpu=True)
+    if remote:
+        import ray
+
+        stats = ray.get(ray.remote(decide_shards).options(num_cpus=1).remote(lake.url, cfg, manifests, paths, fp))
+    else:
+        stats = decide_shards(lake.url, cfg, manifests, paths, fp)
+    _remove_stale(lake, {p.rsplit("/", 1)[-1] for p in paths}, f"{FOLDER}/screened")
+    _remove_stale(lake, {fp, "current.json"}, f"{FOLDER}/selection")
+    return fp, stats
+
+
+def selection_info(lake: Lake) -> dict:
+    """The current selection's fingerprint and counts (topic sizes, contamination hits), or {}."""
+    path = lake.path(FOLDER, "selection", "current.json")
+    return json.loads(lake.fs.cat_file(path)) if lake.fs.exists(path) else {}
+
+
+def selection_specs(lake: Lake, fp: str) -> list[ShardSpec]:
+    """One curated shard per scored shard; its input is the scored shard and the selection."""
+    return [ShardSpec(m["shard"], hashlib.sha256(f"{m['checksum']}|{fp}".encode()).hexdigest()[:16], upstream="scored")
+            for m in lake.manifests("scored")]
+
+
+def process(rows: pa.Table, ctx: StageContext) -> StageResult:
+    """A scored shard's rows with the verdicts `decide` wrote for them."""
+    lake = ctx.lake
+    path = lake.path(FOLDER, "selection", selection_info(lake)["fingerprint"], f"{ctx.shard}.parquet")
+    with lake.fs.open(path, "rb") as f:
+        found = pq.read_table(f).to_pydict()
+    verdicts = {i: (r, d) for i, r, d in zip(found["id"], found["reason"], found["detail"]) if r is not None}
+    labels = {i: t for i, r, t in zip(found["id"], found["reason"], found["topic"]) if r is None}
+    return apply(rows, verdicts, labels)
 
 
 STAGE_SPEC = Stage("curated", ("curate", "embedder", "seed", "publish.name"), process)

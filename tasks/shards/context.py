@@ -23,6 +23,7 @@ class StageContext:
     lake: Lake
     engine: Engine | None = None
     extras: dict = field(default_factory=dict)
+    shard: str = ""  # the name of the shard being processed
     llm: dict = field(default_factory=lambda: dict.fromkeys(LLM_COUNTS, 0))
 
     @cached_property

@@ -69,7 +69,7 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
         return {**lake.manifest(stage.dataset, spec.shard), "skipped": True}
     if engine is not None and cfg.llm_cache:
         engine = CachedEngine(engine, lake, cfg.engine.model, scope=f"{stage.dataset}-{spec.shard}")
-    ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
+    ctx = StageContext(cfg=cfg, lake=lake, engine=engine, shard=spec.shard)
     ctx.extras.update(stage.services)
     if stage.prepare:
         stage.prepare(ctx)

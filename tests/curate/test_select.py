@@ -53,15 +53,60 @@ def test_min_score_and_topic_selection():
     assert not {"q3", "q4"} <= kept
 
 
-def test_curation_report_from_the_lake(lake_dir):
+def _sharded(lake_dir: str, tbl: pa.Table, cfg, shard_size: int):
+    """Selection the way the flow runs it: scored shards screened one by one, one decision over
+    them all, then the curated rows written shard by shard."""
+    from synthq.tasks.core.config import FactoryConfig
     from synthq.tasks.core.lake import Lake, StageResult
     from synthq.tasks.core.records import REJECTED, rejection, table
+    from synthq.tasks.curate.select import STAGE_SPEC, run_selection, selection_specs
+    from synthq.tasks.shards.stage import run_shard
+
+    lake, factory = Lake(lake_dir), FactoryConfig(lake=lake_dir, curate=cfg)
+    for k, start in enumerate(range(0, tbl.num_rows, shard_size)):
+        bad = table([rejection("curate", "llm_truncated", "d", f"x{k}", {})], REJECTED)
+        lake.write_shard("scored", f"{k:05d}", StageResult(tbl.slice(start, shard_size), bad), input_id=str(k), config="c")
+    fp, stats = run_selection(lake, factory, remote=False)
+    for spec in selection_specs(lake, fp):
+        run_shard(STAGE_SPEC, spec, factory, None)
+    return lake, fp, stats
+
+
+def test_shard_by_shard_selection_decides_as_one_table(lake_dir):
+    """Over three scored shards, the same queries are kept and rejected for the same reasons as
+    when the whole scored set is one table, and a rerun reuses the verdicts."""
+    from synthq.tasks.core.config import FactoryConfig
+    from synthq.tasks.curate.select import FOLDER, run_selection
+
+    cfg = CurateConfig(min_score=2, dedup_threshold=0.9, target_size=3)
+    whole = select(_table(), cfg, "bundled", 0)
+    lake, fp, stats = _sharded(lake_dir, _table(), cfg, shard_size=2)
+    kept = lake.read("curated")
+    assert lake.shards("curated") == ["00000", "00001", "00002"]
+    assert sorted(kept.column("id").to_pylist()) == sorted(whole.kept.column("id").to_pylist())
+    assert dict(zip(kept.column("id").to_pylist(), kept.column("topic").to_pylist())) == dict(
+        zip(whole.kept.column("id").to_pylist(), whole.kept.column("topic").to_pylist()))
+    rejected = lake.read("curated", rejected=True).to_pylist()
+    assert sorted((r["record_id"], r["reason"], r["detail"]) for r in rejected) == sorted(
+        (r["record_id"], r["reason"], r["detail"]) for r in whole.rejected.to_pylist())
+    assert stats.pop("duplicates_of_release") == 0 and stats == whole.stats  # the lake's release index is empty
+    screened = sorted(lake.fs.ls(lake.path(FOLDER, "screened"), detail=False))
+    assert len(screened) == 3
+    lake.fs.rm(screened[0])
+    assert run_selection(lake, FactoryConfig(lake=lake_dir, curate=cfg), remote=False)[0] == fp
+    assert not lake.fs.exists(screened[0])  # same input: the verdicts are reused, nothing screened again
+    other = cfg.model_copy(update={"target_size": 2})  # another target size: decided anew on the same embeddings
+    fp2, stats2 = run_selection(lake, FactoryConfig(lake=lake_dir, curate=other), remote=False)
+    assert fp2 != fp and stats2["kept"] == 2
+    assert sorted(lake.fs.ls(lake.path(FOLDER, "screened"), detail=False)) == screened
+    names = {p.rstrip("/").rsplit("/", 1)[-1] for p in lake.fs.ls(lake.path(FOLDER, "selection"), detail=False)}
+    assert names == {fp2, "current.json"}  # the earlier verdicts are removed
+
+
+def test_curation_report_from_the_lake(lake_dir):
     from synthq.tasks.curate.report import render_markdown, write_report
 
-    lake = Lake(lake_dir)
-    lake.write_shard("scored", "00000", StageResult(_table(), table([rejection("curate", "llm_truncated", "d", "x", {})], REJECTED)), input_id="i", config="c")
-    res = select(_table(), CurateConfig(dedup_threshold=0.9, target_size=3), "bundled", 0)
-    lake.write_shard("curated", "00000", res, input_id="i", config="c")
+    lake, _, _ = _sharded(lake_dir, _table(), CurateConfig(dedup_threshold=0.9, target_size=3), shard_size=6)
     rep = write_report(lake)
     assert rep["scored"] == 7 and rep["kept"] == 3
     assert rep["rejected"]["llm_truncated"] == 1 and rep["rejected"]["near_duplicate"] == 1

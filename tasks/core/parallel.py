@@ -1,0 +1,20 @@
+"""Running one function over many inputs in Ray tasks, on a GPU when the cluster has one free."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+
+def run_each(fn: Callable, calls: list[tuple], remote: bool, gpu: bool = False) -> list:
+    """fn(*call) for every call, results in order. With `remote`, each call is a Ray task of one
+    CPU, or of one GPU when `gpu` and the cluster has one free (then fn(*call, "cuda"): its last
+    parameter is the device); here, one after another, otherwise."""
+    if not calls:
+        return []
+    if not remote:
+        return [fn(*call) for call in calls]
+    import ray
+
+    on_gpu = gpu and ray.available_resources().get("GPU", 0) >= 1
+    task = ray.remote(fn).options(num_gpus=1 if on_gpu else 0, num_cpus=1)
+    return ray.get([task.remote(*call, "cuda") if on_gpu else task.remote(*call) for call in calls])
