@@ -90,17 +90,19 @@ def prepare(ctx: StageContext) -> None:
 
 
 def query_specs(lake: Lake, shard_size: int) -> list[ShardSpec]:
-    """The curated set cut into shards of `shard_size` queries, in id order; a shard's input id
-    is a hash of its queries, so a rerun after an unchanged curation skips every shard."""
-    curated = lake.read("curated").sort_by("id")
-    specs = []
-    for i, start in enumerate(range(0, curated.num_rows, shard_size)):
-        part = curated.slice(start, shard_size)
-        digest = hashlib.sha256()
-        for qid, query in zip(part.column("id").to_pylist(), part.column("query").to_pylist()):
-            digest.update(f"{qid}\0{query}\0".encode())
-        specs.append(ShardSpec(f"{i:05d}", digest.hexdigest()[:16], rows=part))
-    return specs
+    """Consecutive curated shards grouped into shards of up to `shard_size` queries (a larger
+    curated shard stays whole), read by the shard task itself: the driver holds no query. A
+    shard's input id hashes its curated shards' checksums, so a rerun after an unchanged
+    curation skips every shard."""
+    groups: list[list[dict]] = [[]]
+    for m in lake.manifests("curated"):
+        if m["kept"] and groups[-1] and sum(g["kept"] for g in groups[-1]) + m["kept"] > shard_size:
+            groups.append([])
+        if m["kept"]:
+            groups[-1].append(m)
+    return [ShardSpec(f"{i:05d}", hashlib.sha256(",".join(m["checksum"] for m in group).encode()).hexdigest()[:16],
+                      upstream="curated", parts=tuple(m["shard"] for m in group))
+            for i, group in enumerate(g for g in groups if g)]
 
 
 # Pairing options do not enter: changing the pair rule must not answer every query again.

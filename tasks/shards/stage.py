@@ -27,7 +27,8 @@ class ShardSpec:
     shard: str
     input_id: str
     rows: pa.Table | None = None  # input carried with the spec
-    upstream: str | None = None  # or: read this shard of the upstream dataset
+    upstream: str | None = None  # or: read shards of the upstream dataset:
+    parts: tuple[str, ...] = ()  # these (unset: the one of this shard's name), one after another
     # Identities of the other datasets the shard reads (see `dataset_identity`) whose change
     # reruns it only with `refresh`: e.g. synthesis keeps its instructions when new
     # demonstrations arrive, unless asked to redo them.
@@ -73,7 +74,10 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     ctx.extras.update(stage.services)
     if stage.prepare:
         stage.prepare(ctx)
-    rows = spec.rows if spec.rows is not None else lake.read_shard(spec.upstream, spec.shard)
+    if spec.rows is not None:
+        rows = spec.rows
+    else:
+        rows = pa.concat_tables([lake.read_shard(spec.upstream, s) for s in spec.parts or (spec.shard,)], promote_options="default")
     result = stage.process(rows, ctx)
     if isinstance(engine, CachedEngine):
         result.stats["llm_cache"] = engine.report()

@@ -9,7 +9,7 @@ from synthq.tasks.core.config import load_config
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.respond import pairs, process
-from tests.respond.helpers import Scripted, curated, judgement
+from tests.respond.helpers import QUERIES, Scripted, curated, judgement
 
 
 def _ctx(lake_dir, engine, **overrides):
@@ -118,3 +118,25 @@ def test_expert_identity_must_be_second_person_prose(text, ok):
     else:
         with pytest.raises(ValidationError):
             Expert(expert=text)
+
+
+def test_respond_shards_group_curated_shards_and_read_them_in_the_task(lake_dir):
+    """Curated shards of 3, 0, 2 and 4 queries at shard size 5: two respond shards, the empty
+    one left out; each shard task reads its own curated shards, and a rerun's specs are equal."""
+    from synthq.tasks.core.lake import StageResult
+    from synthq.tasks.core.records import REJECTED
+    from synthq.tasks.shards.stage import run_shard
+
+    lake, rows = Lake(lake_dir), curated(QUERIES * 3)
+    for shard, (start, n) in enumerate([(0, 3), (3, 0), (3, 2), (5, 4)]):
+        lake.write_shard("curated", f"{shard:05d}", StageResult(rows.slice(start, n), REJECTED.empty_table()), input_id="x", config="x")
+    specs = process.query_specs(lake, 5)
+    assert [(s.shard, s.parts, s.rows) for s in specs] == [("00000", ("00000", "00002"), None), ("00001", ("00003",), None)]
+    assert [s.input_id for s in process.query_specs(lake, 5)] == [s.input_id for s in specs]
+    cfg = load_config(None, {"lake": lake_dir, "respond.samples": 2, "respond.min_margin": 0})
+    scripted = Scripted({})
+    for spec in specs:
+        run_shard(process.STAGE_SPEC, spec, cfg, scripted)
+    answered = lake.read("responses").column("query_id").to_pylist() + [
+        r["record_id"] for r in lake.read("responses", rejected=True).to_pylist()]
+    assert sorted(set(answered)) == sorted(rows.slice(0, 9).column("id").to_pylist())
