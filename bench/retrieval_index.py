@@ -25,7 +25,8 @@ import numpy as np
 import smoke
 from dedup_scale import DIM, corpus
 
-from synthq.tasks.attribute.retrieve import build_index, dense_search, load_index, vectors_path
+from synthq.tasks.attribute.retrieve import build_index, dense_search, load_index
+from synthq.tasks.core.doc_vectors import vectors_path
 from synthq.tasks.core.attribute_config import IndexConfig
 from synthq.tasks.core.lake import Lake, StageResult
 from synthq.tasks.core.records import DOCUMENTS, REJECTED, table

@@ -12,8 +12,6 @@ when the retrieval mode uses words.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 
 import faiss
@@ -22,13 +20,12 @@ import pyarrow as pa
 
 from synthq.tasks.attribute import lexical
 from synthq.tasks.core.attribute_config import IndexConfig
-from synthq.tasks.core.embeddings import dimension, embed, passages
+from synthq.tasks.core.embeddings import dimension, passages
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import nlist_for, trained_ivf
-from synthq.tasks.core.parallel import run_each
+from synthq.tasks.core.doc_vectors import VECTORS_DIR, embed_missing, read_vectors
 
 INDEX_DIR = "indexes/documents"
-VECTORS_DIR = f"{INDEX_DIR}/vectors"  # one file per documents shard and embedder
 
 
 def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexConfig | None = None,
@@ -70,37 +67,6 @@ def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexC
         lexical.save(lake, lexical.build(passages(docs)), docs.select(["id"]))
     _drop_stale_vectors(lake, set(paths))
     return info
-
-
-def vectors_path(lake: Lake, manifest: dict, embedder: str) -> str:
-    key = hashlib.sha256(f"{embedder}\n{manifest['checksum']}".encode()).hexdigest()[:16]
-    return lake.path(VECTORS_DIR, f"{manifest['shard']}-{key}.npz")
-
-
-def read_vectors(lake: Lake, path: str) -> tuple[np.ndarray, list[str]]:
-    kept = np.load(io.BytesIO(lake.fs.cat_file(path)))
-    return kept["vectors"], kept["ids"].tolist()
-
-
-def embed_shard(lake_url: str, manifest: dict, embedder: str, device: str = "cpu") -> str:
-    """Embed one documents shard and keep its vectors in the lake; returns their path."""
-    lake = Lake(lake_url)
-    docs = lake.read_shard("documents", manifest["shard"]).select(["id", "title", "text"])
-    buf = io.BytesIO()
-    np.savez(buf, vectors=embed(passages(docs), embedder, device=device), ids=np.array(docs.column("id").to_pylist(), dtype=str))
-    path = vectors_path(lake, manifest, embedder)
-    lake.write_bytes(path, buf.getvalue())
-    return path
-
-
-def embed_missing(lake: Lake, manifests: list[dict], embedder: str, remote: bool) -> list[str]:
-    """Paths of every shard's vectors, in manifest order, embedding the shards that have none:
-    in Ray tasks when `remote` (one GPU each while the cluster has one free, else one CPU),
-    here otherwise."""
-    paths = [vectors_path(lake, m, embedder) for m in manifests]
-    todo = [(lake.url, m, embedder) for m, p in zip(manifests, paths) if not lake.fs.exists(p)]
-    run_each(embed_shard, todo, remote, gpu=True)
-    return paths
 
 
 def _spread(total: int, n: int) -> np.ndarray:

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.embeddings import embed, passages
+from synthq.tasks.core.doc_vectors import shard_vectors
 from synthq.tasks.core.prompts import Prompt, load_prompt
 from synthq.tasks.llm.engine import Request, output_model, schema_for
 from synthq.tasks.synthesize.demos import choose, demonstration_vectors, draw, render_demonstration
@@ -74,12 +75,15 @@ def blocks_key(demos: list[dict], version: str, tokenizer: str, doc_tokens: int)
 
 def embeddings(docs: list[dict], demos: list[dict], ctx: StageContext) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Document and demonstration vectors, or None where the config needs none (group_size 1
-    and similar_fraction 0 is the method's per-document random draw)."""
+    and similar_fraction 0 is the method's per-document random draw). The documents' vectors
+    are the ones attribution's index was built from, when the lake keeps them for this shard."""
     s = ctx.cfg.synthesize
     if s.group_size == 1 and s.similar_fraction == 0:
         return None, None
-    texts = passages(pa.table({"title": [d["title"] for d in docs], "text": [d["text"] for d in docs]}))
-    doc_vectors = embed(texts, ctx.cfg.embedder)
+    doc_vectors = shard_vectors(ctx.lake, ctx.shard, [d["id"] for d in docs], ctx.cfg.embedder) if ctx.shard else None
+    if doc_vectors is None:  # the retrieval index embedded no such shard (a run without attribution's index)
+        texts = passages(pa.table({"title": [d["title"] for d in docs], "text": [d["text"] for d in docs]}))
+        doc_vectors = embed(texts, ctx.cfg.embedder)
     if s.similar_fraction == 0:
         return doc_vectors, None
     demo_vectors = ctx.extras.get("demonstration_vectors")

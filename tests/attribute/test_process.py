@@ -104,10 +104,11 @@ def test_the_index_embeds_each_documents_shard_once(tmp_path, monkeypatch):
     """Vectors are kept per documents shard: a rebuild embeds nothing, an appended shard is the
     only one embedded, a rewritten shard is embedded again, and the index equals a fresh build."""
     from synthq.tasks.attribute import retrieve
+    from synthq.tasks.core import doc_vectors
 
     lake, embedded = Lake(str(tmp_path / "lake")), []
-    real = retrieve.embed
-    monkeypatch.setattr(retrieve, "embed", lambda texts, model, **kw: embedded.append(len(texts)) or real(texts, model, **kw))
+    real = doc_vectors.embed
+    monkeypatch.setattr(doc_vectors, "embed", lambda texts, model, **kw: embedded.append(len(texts)) or real(texts, model, **kw))
 
     def write(shard: str, names: list[str]) -> None:
         rows = [{"id": n[:2], "url": f"https://sample/{n}", "title": n[3:-5], "text": trafilatura.extract((PAGES / n).read_text())} for n in names]
@@ -120,7 +121,7 @@ def test_the_index_embeds_each_documents_shard_once(tmp_path, monkeypatch):
     assert build_index(lake, "bundled")["documents"] == 3 and embedded == [2, 1]  # only the appended shard
     write("00000", PAGES_USED[:1])  # re-ingested with other input: embedded anew, its old vectors dropped
     assert build_index(lake, "bundled")["documents"] == 2 and embedded == [2, 1, 1]
-    assert len(lake.fs.ls(lake.path(retrieve.VECTORS_DIR))) == 2
+    assert len(lake.fs.ls(lake.path(doc_vectors.VECTORS_DIR))) == 2
     index, ids = retrieve.load_index(lake)
     assert ids == ["01", "16"] and index.ntotal == 2
     fresh = real(retrieve.passages(lake.read("documents")), "bundled")
@@ -131,10 +132,11 @@ def test_a_run_embeds_new_shards_in_ray_tasks(tmp_path, monkeypatch, ray_local):
     """In a run the index's new shards are embedded in Ray tasks (none here in the driver), and
     their vectors are the ones the driver would compute."""
     from synthq.tasks.attribute import retrieve
+    from synthq.tasks.core import doc_vectors
 
     lake, here = Lake(str(tmp_path / "lake")), []
-    real = retrieve.embed
-    monkeypatch.setattr(retrieve, "embed", lambda texts, model, **kw: here.append(len(texts)) or real(texts, model, **kw))
+    real = doc_vectors.embed
+    monkeypatch.setattr(doc_vectors, "embed", lambda texts, model, **kw: here.append(len(texts)) or real(texts, model, **kw))
     rows = [{"id": n[:2], "url": f"https://sample/{n}", "title": n[3:-5], "text": trafilatura.extract((PAGES / n).read_text())} for n in PAGES_USED]
     lake.write_shard("documents", "00000", StageResult(table(rows, DOCUMENTS), REJECTED.empty_table(), {}), input_id="s", config="t")
     assert build_index(lake, "bundled", remote=True)["documents"] == 3 and here == []

@@ -116,3 +116,25 @@ def test_demonstration_blocks_are_rendered_and_counted_once_per_run(lake_dir, mo
     changed = [{**demos[0], "scene": "A different person."}] + demos[1:]  # regrounded: rendered anew
     with pytest.raises(AssertionError, match="rendered again"):
         plan.demonstration_blocks(prompt, changed, other_shard)
+
+
+def test_documents_are_grouped_with_the_vectors_attribution_kept(lake_dir, monkeypatch):
+    """A documents shard that attribution's index embedded is not embedded again by synthesis:
+    its kept vectors are read, in the documents' order; a shard without them is embedded."""
+    import numpy as np
+
+    from synthq.tasks.core import doc_vectors
+    from synthq.tasks.core.lake import StageResult
+    from synthq.tasks.core.records import DOCUMENTS, REJECTED, table
+    from synthq.tasks.synthesize import plan
+
+    ctx, docs = _ctx(lake_dir), _docs(2)
+    ctx.lake.write_shard("documents", "00000", StageResult(table(docs, DOCUMENTS), REJECTED.empty_table()), input_id="i", config="c")
+    embedded, real = [], plan.embed
+    monkeypatch.setattr(plan, "embed", lambda texts, model, **kw: embedded.append(len(texts)) or real(texts, model, **kw))
+    fresh, _ = plan.embeddings(docs[::-1], [], ctx)  # no shard named: embedded here
+    assert embedded == [len(docs)]
+    doc_vectors.embed_missing(ctx.lake, ctx.lake.manifests("documents"), ctx.cfg.embedder, remote=False)
+    ctx.shard = "00000"
+    kept, _ = plan.embeddings(docs[::-1], [], ctx)
+    assert embedded == [len(docs)] and np.allclose(kept, fresh, atol=1e-5)
