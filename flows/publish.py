@@ -16,9 +16,9 @@ from synthq.tasks.core.report import failed_shards, failure_summary, lake_report
 from synthq.tasks.llm.tokens import Tokens
 from synthq.tasks.publish import catalog
 from synthq.tasks.publish.hub import hub_token, push_release
-from synthq.tasks.publish.release import publish
+from synthq.tasks.publish.release import DATA_FILE, head, publish
 from synthq.tasks.publish.scaling import plot_into_lake, table_rows
-from synthq.tasks.publish.subsets import training_subsets
+from synthq.tasks.publish.subsets import curated_ids, training_subsets
 
 
 def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:
@@ -67,10 +67,10 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
         raise StageFailed(f"Not publishing a partial release: {failure_summary(missing)} "
                           "(or set publish.allow_partial=true to publish what there is, with the gaps in its card)")
     stages = {r["dataset"]: r for r in lake_report(lake)}
-    curated = lake.read("curated")
-    if curated.num_rows == 0:
+    if not lake.report("curated")["kept"]:
         raise StageFailed(nothing_curated(stages))
-    subsets = training_subsets(lake, curated, config.respond.variants(), partial=bool(missing)) if config.respond.enabled else {}
+    subsets = training_subsets(lake, curated_ids(lake), config.respond.variants(), partial=bool(missing)) if config.respond.enabled else {}
+    curated = (lake.read_shard("curated", s) for s in lake.shards("curated"))  # one shard at a time
     info = publish(
         lake, config.publish.name, curated, stages, config.model_dump(),
         config.digest("ingest", "attribute", "synthesize", "curate", "respond", "engine"),
@@ -86,8 +86,8 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     info["scaling_plot"] = scaling_artifacts(lake, info["name"])
     plot_line = f"\n\nScaling plot: `{info['scaling_plot']}`" if info["scaling_plot"] else ""
     counts = ", ".join(f"{k}: {v}" for k, v in info["subsets"].items())
-    pairs = subsets.get("preferences")
-    sample = f"\n\n## Sample preference pairs\n\n{pairs_markdown(pairs.slice(0, 3).to_pylist())}" if pairs is not None and pairs.num_rows else ""
+    pairs = head(lake, f"{info['path']}/preferences/{DATA_FILE}", 3) if info["subsets"].get("preferences") else []
+    sample = f"\n\n## Sample preference pairs\n\n{pairs_markdown(pairs)}" if pairs else ""
     create_markdown_artifact(
         key="release",
         markdown=f"## Release {info['name']}/v{info['version']}\n\n{info['rows']} rows from {info['documents']} documents, "

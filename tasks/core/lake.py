@@ -164,10 +164,10 @@ class Lake:
         """Names of the finished shards of a dataset, in order."""
         return [row["shard"] for row in self.manifests(dataset)]
 
-    def read_shard(self, dataset: str, shard: str, *, rejected: bool = False) -> pa.Table:
+    def read_shard(self, dataset: str, shard: str, *, rejected: bool = False, columns: list[str] | None = None) -> pa.Table:
         parts = [dataset, "rejected"] if rejected else [dataset]
         with self.fs.open(self.path(*parts, f"part-{shard}.parquet"), "rb") as f:
-            return pq.read_table(f)
+            return pq.read_table(f, columns=columns)
 
     def read_sidecar(self, dataset: str, name: str, shard: str) -> pa.Table:
         """The sidecar `name` of a shard: per-row data (signatures) aligned with its kept rows."""

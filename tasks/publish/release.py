@@ -15,7 +15,8 @@ import re
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,10 +29,12 @@ from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.embeddings import embed
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import ReleaseIndex
+from synthq.tasks.core.records import PAIRS, SFT
 from synthq.tasks.publish import catalog
 from synthq.tasks.publish.card import render_card
 
 DATA_FILE = "train-00000-of-00001.parquet"
+SUBSET_SCHEMAS = {"sft": SFT, "preferences": PAIRS}  # an empty subset's file still has its columns
 
 def versions(lake: Lake, name: str) -> list[int]:
     folder = lake.path("releases", name)
@@ -53,62 +56,129 @@ def code_version() -> str:
     return f"{version}+g{commit}" if commit else version
 
 
-def _diff_with_parent(lake: Lake, name: str, parent: int | None, data: pa.Table) -> dict:
-    if not parent:
-        return {"added": data.num_rows, "removed": 0}
-    before = set(read_release(lake, name, parent, ["id"]).column("id").to_pylist())
-    now = set(data.column("id").to_pylist())
-    return {"added": len(now - before), "removed": len(before - now)}
+Tables = pa.Table | Iterable[pa.Table]  # one table, or its parts (a dataset's shards) read one at a time
 
 
-def sources(urls: list[str], top: int = 20) -> dict:
-    """Rows per source site (host of the document URL; local files count as one source)."""
-    hosts = Counter(urlsplit(u).hostname or "local files" for u in urls)
-    return {"sites": len(hosts), "top": dict(hosts.most_common(top))}
+def _parts(data: Tables) -> Iterator[pa.Table]:
+    return iter([data]) if isinstance(data, pa.Table) else iter(data)
 
 
-def release_stats(data: pa.Table, stages: dict[str, dict], parent: int | None, num_bytes: int) -> dict:
-    scores = data.column("score_total").to_pylist()
-    return {
-        "rows": data.num_rows,
-        "bytes": num_bytes,
-        "documents": len(set(data.column("document_id").to_pylist())),
-        "sources": sources(data.column("document_url").to_pylist()),
-        "models": sorted(set(data.column("model").to_pylist())),
-        "prompt_versions": sorted(set(data.column("prompt_version").to_pylist())),
-        "score_mean": sum(scores) / len(scores) if scores else 0.0,
-        "score_histogram": dict(sorted(Counter(scores).items())),
-        "stages": stages,
-        "parent": f"v{parent}" if parent else None,
-    }
+def write_parts(lake: Lake, path: str, parts: Tables, schema: pa.Schema | None = None) -> tuple[pa.Schema, int, int]:
+    """Write the parts one after another into one Parquet file (as its row groups), so at most
+    one part is in memory; returns its schema (the first part's unless given), rows and bytes.
+    The file is inside a release's staging folder, which is moved into place once complete."""
+    lake.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    writer, rows = None, 0
+    with lake.fs.open(path, "wb") as f:
+        for tbl in _parts(parts):
+            if writer is None:
+                schema = schema or tbl.schema
+                writer = pq.ParquetWriter(f, schema, compression="zstd")
+            if tbl.num_rows:
+                writer.write_table(tbl.select(schema.names).cast(schema))
+                rows += tbl.num_rows
+        if writer is None:  # no part at all: an empty file of the given schema
+            writer = pq.ParquetWriter(f, schema, compression="zstd")
+        writer.close()
+    return schema, rows, lake.fs.size(path)
 
 
-def _histogram(values: list[float]) -> dict[str, int]:
-    return {f"{k:g}": v for k, v in sorted(Counter(round(x * 2) / 2 for x in values).items())}
+@dataclass
+class QueryTally:
+    """What a release's stats say of its queries, gathered part by part."""
+
+    count_tokens: Callable[[str], int] | None = None
+    ids: set = field(default_factory=set)
+    documents: set = field(default_factory=set)
+    hosts: Counter = field(default_factory=Counter)
+    models: set = field(default_factory=set)
+    prompt_versions: set = field(default_factory=set)
+    scores: Counter = field(default_factory=Counter)
+    tokens: int = 0
+    samples: list = field(default_factory=list)
+
+    def __call__(self, parts: Tables) -> Iterator[pa.Table]:
+        for tbl in _parts(parts):
+            col = tbl.column
+            self.ids.update(col("id").to_pylist())
+            self.documents.update(col("document_id").to_pylist())
+            self.hosts.update(urlsplit(u).hostname or "local files" for u in col("document_url").to_pylist())
+            self.models.update(col("model").to_pylist())
+            self.prompt_versions.update(col("prompt_version").to_pylist())
+            self.scores.update(col("score_total").to_pylist())
+            if self.count_tokens:
+                self.tokens += sum(map(self.count_tokens, col("query").to_pylist()))
+            self.samples += tbl.slice(0, 3 - len(self.samples)).to_pylist() if len(self.samples) < 3 else []
+            yield tbl
+
+    def stats(self, stages: dict[str, dict], parent: int | None, num_bytes: int) -> dict:
+        rows = sum(self.scores.values())
+        return {
+            "rows": rows,
+            "bytes": num_bytes,
+            "documents": len(self.documents),
+            "sources": {"sites": len(self.hosts), "top": dict(self.hosts.most_common(20))},
+            "models": sorted(self.models),
+            "prompt_versions": sorted(self.prompt_versions),
+            "score_mean": sum(k * v for k, v in self.scores.items()) / rows if rows else 0.0,
+            "score_histogram": dict(sorted(self.scores.items())),
+            "stages": stages,
+            "parent": f"v{parent}" if parent else None,
+        }
 
 
-def respond_stats(subsets: dict[str, pa.Table]) -> dict:
+def _histogram(values: Counter) -> dict[str, int]:
+    return {f"{k:g}": v for k, v in sorted(values.items())}
+
+
+def _half(x: float) -> float:
+    return round(x * 2) / 2
+
+
+@dataclass
+class SubsetTally:
     """Per training subset: the judge, the pair rule and the score distributions (scores
-    rounded to halves)."""
-    out = {}
-    for name, tbl in subsets.items():
-        rows = tbl.to_pylist()
-        if name.startswith("sft"):
-            out[name] = {"judges": sorted({r["judge"] for r in rows}), "score_histogram": _histogram([r["score"] for r in rows])}
-        else:
-            margins = [r["score_chosen"] - r["score_rejected"] for r in rows]
-            out[name] = {
-                "judges": sorted({r["judge"] for r in rows}), "rules": sorted({r["rule"] for r in rows}),
-                "chosen_histogram": _histogram([r["score_chosen"] for r in rows]),
-                "rejected_histogram": _histogram([r["score_rejected"] for r in rows]),
-                "mean_margin": sum(margins) / len(margins) if margins else None,
-            }
-    return out
+    rounded to halves), gathered part by part."""
+
+    name: str
+    judges: set = field(default_factory=set)
+    rules: set = field(default_factory=set)
+    scores: Counter = field(default_factory=Counter)  # sft: the answer's score; pairs: the chosen one's
+    rejected: Counter = field(default_factory=Counter)
+    margins: list = field(default_factory=lambda: [0.0, 0])  # sum, count
+
+    def __call__(self, parts: Tables) -> Iterator[pa.Table]:
+        for tbl in _parts(parts):
+            self.judges.update(tbl.column("judge").to_pylist())
+            if self.name.startswith("sft"):
+                self.scores.update(map(_half, tbl.column("score").to_pylist()))
+            else:
+                chosen, rejected = tbl.column("score_chosen").to_pylist(), tbl.column("score_rejected").to_pylist()
+                self.rules.update(tbl.column("rule").to_pylist())
+                self.scores.update(map(_half, chosen))
+                self.rejected.update(map(_half, rejected))
+                self.margins = [self.margins[0] + sum(c - r for c, r in zip(chosen, rejected)), self.margins[1] + len(chosen)]
+            yield tbl
+
+    def stats(self) -> dict:
+        if self.name.startswith("sft"):
+            return {"judges": sorted(self.judges), "score_histogram": _histogram(self.scores)}
+        return {
+            "judges": sorted(self.judges), "rules": sorted(self.rules),
+            "chosen_histogram": _histogram(self.scores), "rejected_histogram": _histogram(self.rejected),
+            "mean_margin": self.margins[0] / self.margins[1] if self.margins[1] else None,
+        }
 
 
 def read_release(lake: Lake, name: str, version: int, columns: list[str] | None = None) -> pa.Table:
     with lake.fs.open(lake.path("releases", name, f"v{version}", "data", DATA_FILE), "rb") as f:
         return pq.read_table(f, columns=columns)
+
+
+def head(lake: Lake, path: str, n: int) -> list[dict]:
+    """The first n rows of a Parquet file, reading no more than its first row group."""
+    with lake.fs.open(path, "rb") as f:
+        return next(pq.ParquetFile(f).iter_batches(batch_size=n), pa.RecordBatch.from_pylist([])).to_pylist()
 
 
 def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
@@ -127,40 +197,44 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
 
 
 def publish(
-    lake: Lake, name: str, data: pa.Table, stages: dict[str, dict], config: dict, config_digest: str,
+    lake: Lake, name: str, data: Tables, stages: dict[str, dict], config: dict, config_digest: str,
     *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
-    subsets: dict[str, pa.Table] | None = None, missing: list[dict] = (),
+    subsets: dict[str, Tables] | None = None, missing: list[dict] = (),
 ) -> dict:
     """Write the next version of `name`; returns its stats with `version` and `path`.
 
-    `count_tokens` (the model's tokenizer) gives the release's query tokens for the catalog;
-    `index` is the release index that curation dedups against, brought up to date here;
-    `subsets` are the training subsets (name -> table), each written to its own folder;
-    `missing` the failed upstream shards of a partial release (publish.allow_partial)."""
+    `data` (the queries) and each of `subsets` (the training subsets, name -> rows, each written
+    to its own folder) are a table or its parts, written part by part: publishing holds one part
+    at a time, plus the ids it counts. `count_tokens` (the model's tokenizer) gives the release's
+    query tokens for the catalog; `index` is the release index that curation dedups against,
+    brought up to date here; `missing` the failed upstream shards of a partial release
+    (publish.allow_partial)."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
-    if data.num_rows == 0:
-        raise LakeError("Nothing to publish: curation kept no instruction (see the curate report).")
     existing = versions(lake, name)
     parent = existing[-1] if existing else None
     version = (parent or 0) + 1
     staging = lake.path("releases", name, f".staging-{uuid.uuid4().hex}")
     target = lake.path("releases", name, f"v{version}")
-    lake.write_table(f"{staging}/data/{DATA_FILE}", data)
-    num_bytes = lake.fs.size(f"{staging}/data/{DATA_FILE}")
-    stats = release_stats(data, stages, parent, num_bytes)
-    stats["since_parent"] = _diff_with_parent(lake, name, parent, data)
+    tally = QueryTally(count_tokens)
+    schema, rows, num_bytes = write_parts(lake, f"{staging}/data/{DATA_FILE}", tally(data), data.schema if isinstance(data, pa.Table) else None)
+    if rows == 0:
+        lake.fs.rm(staging, recursive=True)
+        raise LakeError("Nothing to publish: curation kept no instruction (see the curate report).")
+    stats = tally.stats(stages, parent, num_bytes)
+    before = set(read_release(lake, name, parent, ["id"]).column("id").to_pylist()) if parent else set()
+    stats["since_parent"] = {"added": len(tally.ids - before), "removed": len(before - tally.ids)}
     stats["code_version"] = code_version()
-    stats["tokens"] = sum(map(count_tokens, data.column("query").to_pylist())) if count_tokens else None
-    shapes = {}  # subset -> (schema, rows, bytes), for the card's header
-    for subset, tbl in (subsets or {}).items():
-        lake.write_table(f"{staging}/{subset}/{DATA_FILE}", tbl)
-        shapes[subset] = (tbl.schema, tbl.num_rows, lake.fs.size(f"{staging}/{subset}/{DATA_FILE}"))
-    stats["subsets"] = {"queries": data.num_rows, **{k: t.num_rows for k, t in (subsets or {}).items()}}
-    stats["respond"] = respond_stats(subsets or {})
+    stats["tokens"] = tally.tokens if count_tokens else None
+    shapes, respond = {}, {}  # subset -> (schema, rows, bytes) for the card's header; -> its stats
+    for subset, parts in (subsets or {}).items():
+        sub = SubsetTally(subset)
+        shapes[subset] = write_parts(lake, f"{staging}/{subset}/{DATA_FILE}", sub(parts), SUBSET_SCHEMAS.get(subset.split("_")[0]))
+        respond[subset] = sub.stats()
+    stats["subsets"] = {"queries": rows, **{k: shape[1] for k, shape in shapes.items()}}
+    stats["respond"] = respond
     stats["missing_shards"] = [{"shard": f"{m['dataset']}/{m['shard']}", "error": m["error"]} for m in missing]
-    samples = data.slice(0, 3).to_pylist()
-    card = render_card(name, f"v{version}", data.schema, stats, config, samples, shapes)
+    card = render_card(name, f"v{version}", schema, stats, config, tally.samples, shapes)
     lake.write_bytes(f"{staging}/README.md", card.encode())
     lake.write_bytes(f"{staging}/stats.json", json.dumps(stats, indent=2).encode())
     lake.write_bytes(f"{staging}/config.yaml", yaml.safe_dump(config, sort_keys=False).encode())
@@ -171,7 +245,7 @@ def publish(
     with catalog.local_catalog(lake, write=True) as path:
         catalog.record(
             path, name=name, version=version, release_path=target,
-            rows=data.num_rows, documents=stats["documents"], tokens=stats["tokens"], parent=parent,
+            rows=rows, documents=stats["documents"], tokens=stats["tokens"], parent=parent,
             config_digest=config_digest, missing_shards=[m["shard"] for m in stats["missing_shards"]],
         )
     if index is not None:

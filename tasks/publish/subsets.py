@@ -14,6 +14,8 @@ nor a rejection means the respond stage ran on another curation, and publishing 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 
 from synthq.tasks.core.errors import LakeError
@@ -42,32 +44,45 @@ def _sft_row(a: dict) -> dict:
     }
 
 
+def curated_ids(lake: Lake) -> set[str]:
+    """The ids of the curated queries, read shard by shard (the id column only)."""
+    return {i for s in lake.shards("curated") for i in lake.read_shard("curated", s, columns=["id"]).column("id").to_pylist()}
+
+
 def _answered_or_rejected(lake: Lake) -> set[str]:
-    ids = set(lake.read("responses").column("query_id").to_pylist())
-    rejected = lake.read("responses", rejected=True).column("record_id").to_pylist()
-    return ids | {r.split(":", 1)[0] for r in rejected}
+    out = set()
+    for s in lake.shards("responses"):
+        out.update(lake.read_shard("responses", s, columns=["query_id"]).column("query_id").to_pylist())
+        out.update(r.split(":", 1)[0] for r in lake.read_shard("responses", s, rejected=True, columns=["record_id"]).column("record_id").to_pylist())
+    return out
 
 
-def _read(lake: Lake, dataset: str, schema: pa.Schema) -> pa.Table:
-    return lake.read(dataset) if lake.shards(dataset) else schema.empty_table()
+def _sft(lake: Lake, ids: set[str], variant: str) -> Iterator[pa.Table]:
+    """A responses shard holds every answer of its queries: its best answers are the best."""
+    for s in lake.shards("responses"):
+        answers = [a for a in lake.read_shard("responses", s).to_pylist() if a["query_id"] in ids and a["variant"] == variant]
+        yield table(sft_rows(answers), SFT)
 
 
-def training_subsets(lake: Lake, curated: pa.Table, variants: tuple[str, ...], partial: bool = False) -> dict[str, pa.Table]:
-    """Subset name -> table; the first variant takes the plain names. `partial`: a partial
-    release (failed shards, publish.allow_partial), whose missing answers its card names."""
+def _pairs(lake: Lake, ids: set[str], variant: str) -> Iterator[pa.Table]:
+    for s in lake.shards("pairs"):
+        yield table([p for p in lake.read_shard("pairs", s).to_pylist() if p["query_id"] in ids and p["variant"] == variant], PAIRS)
+
+
+def training_subsets(lake: Lake, ids: set[str], variants: tuple[str, ...], partial: bool = False) -> dict[str, Iterator[pa.Table]]:
+    """Subset name -> its rows, one responses (or pairs) shard at a time, for the curated
+    queries `ids`; the first variant takes the plain names. `partial`: a partial release
+    (failed shards, publish.allow_partial), whose missing answers its card names."""
     if not lake.shards("responses"):
         raise LakeError("respond.enabled is on but the lake has no responses: run `synthq respond` first, "
                         "or publish queries only with --set respond.enabled=false.")
-    ids = set(curated.column("id").to_pylist())
     missing = ids - _answered_or_rejected(lake)
     if missing and not partial:
         raise LakeError(f"{len(missing)} curated queries have neither an answer nor a rejection (e.g. {sorted(missing)[0]}): "
                         "curation changed since the respond stage ran; run `synthq respond` again.")
-    answers = [a for a in _read(lake, "responses", RESPONSES).to_pylist() if a["query_id"] in ids]
-    pairs = [p for p in _read(lake, "pairs", PAIRS).to_pylist() if p["query_id"] in ids]
     out = {}
     for i, variant in enumerate(variants):
         suffix = "" if i == 0 else f"_{variant}"
-        out[f"sft{suffix}"] = table(sft_rows([a for a in answers if a["variant"] == variant]), SFT)
-        out[f"preferences{suffix}"] = table([p for p in pairs if p["variant"] == variant], PAIRS)
+        out[f"sft{suffix}"] = _sft(lake, ids, variant)
+        out[f"preferences{suffix}"] = _pairs(lake, ids, variant)
     return out

@@ -3,6 +3,7 @@ card so `datasets.load_dataset(release, NAME)` loads each; every curated query a
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -11,7 +12,7 @@ from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.publish.release import publish
-from synthq.tasks.publish.subsets import training_subsets
+from synthq.tasks.publish.subsets import curated_ids, training_subsets
 from synthq.tasks.respond import pairs, process
 from tests.respond.helpers import QUERIES, Scripted, curated, judgement
 
@@ -19,14 +20,15 @@ STAGES = {"curated": {"kept": 4, "rejected": 0, "reasons": {}}}
 
 
 def _respond(lake_dir: str, **overrides) -> tuple[Lake, object]:
-    """The respond stage's two datasets written to the lake, as its flow writes them."""
+    """The respond stage's two datasets written to the lake, as its flow writes them: two shards
+    of two queries each."""
     lake, cfg = Lake(lake_dir), load_config(None, {"lake": lake_dir, **overrides})
-    queries = curated()
-    lake.write_shard("curated", "00000", _result(queries), input_id="x", config="x")
     engine = Scripted({"q01": [("", "stop"), ("", "stop")]}, judge=lambda text: judgement(min(10, 1 + len(text) % 10)))
     ctx = StageContext(cfg=cfg, lake=lake, engine=engine)
-    lake.write_shard("responses", "00000", process.process(queries, ctx), input_id="x", config="x")
-    lake.write_shard("pairs", "00000", pairs.process(lake.read("responses"), ctx), input_id="x", config="x")
+    for shard, queries in (("00000", curated().slice(0, 2)), ("00001", curated().slice(2))):
+        lake.write_shard("curated", shard, _result(queries), input_id="x", config="x")
+        lake.write_shard("responses", shard, process.process(queries, ctx), input_id="x", config="x")
+        lake.write_shard("pairs", shard, pairs.process(lake.read_shard("responses", shard), ctx), input_id="x", config="x")
     return lake, cfg
 
 
@@ -41,8 +43,9 @@ def test_subsets_load_by_name_and_train_formats(lake_dir):
     import datasets
 
     lake, cfg = _respond(lake_dir, **{"respond.samples": 3, "respond.min_margin": 0})
-    subsets = training_subsets(lake, lake.read("curated"), cfg.respond.variants())
-    info = publish(lake, "ds", lake.read("curated"), STAGES, {}, "x", subsets=subsets)
+    subsets = training_subsets(lake, curated_ids(lake), cfg.respond.variants())
+    shards = (lake.read_shard("curated", s) for s in lake.shards("curated"))  # as the flow reads them: one at a time
+    info = publish(lake, "ds", shards, STAGES, {}, "x", subsets=subsets)
     path = info["path"]
     queries = datasets.load_dataset(path, "queries", split="train")
     sft = datasets.load_dataset(path, "sft", split="train")
@@ -66,9 +69,9 @@ def test_subsets_load_by_name_and_train_formats(lake_dir):
 
 def test_rationale_both_publishes_each_variant(lake_dir):
     lake, cfg = _respond(lake_dir, **{"respond.rationale": "both"})
-    subsets = training_subsets(lake, lake.read("curated"), cfg.respond.variants())
+    subsets = {k: pa.concat_tables(parts) for k, parts in training_subsets(lake, curated_ids(lake), cfg.respond.variants()).items()}
     assert set(subsets) == {"sft", "preferences", "sft_rationale", "preferences_rationale"}
-    assert set(subsets["sft"].column("variant").to_pylist()) <= {"direct"}
+    assert set(subsets["sft"].column("variant").to_pylist()) == {"direct"}
     assert set(subsets["sft_rationale"].column("variant").to_pylist()) <= {"rationale"}
 
 
@@ -76,6 +79,6 @@ def test_publish_stops_when_responses_do_not_cover_the_curated_set(lake_dir):
     lake, cfg = _respond(lake_dir)
     more = curated([*QUERIES, "A fifth query nobody answered yet?"])
     with pytest.raises(LakeError, match="1 curated queries have neither an answer nor a rejection"):
-        training_subsets(lake, more, cfg.respond.variants())
+        training_subsets(lake, set(more.column("id").to_pylist()), cfg.respond.variants())
     with pytest.raises(LakeError, match="no responses"):
-        training_subsets(Lake(lake_dir + "-empty"), more, cfg.respond.variants())
+        training_subsets(Lake(lake_dir + "-empty"), set(more.column("id").to_pylist()), cfg.respond.variants())
