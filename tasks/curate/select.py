@@ -140,7 +140,8 @@ def k_center(vecs: np.ndarray, k: int) -> list[int]:
 
 def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: ReleaseIndex | None = None) -> tuple[Verdicts, dict[str, int], dict]:
     """Verdicts on every survivor of `screen` (a kept query has none), the topic of each kept
-    query when topics were drawn, and the selection's counts."""
+    query when topics were drawn, and the selection's counts. The parts' vectors are moved
+    into the ranked matrix (the parts keep their ids and scores)."""
     ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, dtype=str)
     scores = np.concatenate([p.scores for p in parts]) if parts else np.zeros(0, dtype=np.int16)
     stats: dict = {}
@@ -158,8 +159,11 @@ def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: Release
     released = release.ids() if release else set()
     fresh = np.array([i not in released for i in ids.tolist()], dtype=bool)
     order = np.lexsort((ids, -scores.astype(np.int32), fresh))  # released first, then best score, then id
-    vecs = np.concatenate([p.vectors for p in parts])[order]
-    ids, fresh = ids[order].tolist(), fresh[order]
+    ids, fresh, rank = ids[order].tolist(), fresh[order], np.argsort(order)
+    vecs, offset = np.empty((len(ids), parts[0].vectors.shape[1]), dtype=np.float32), 0
+    for p in parts:  # each part's vectors move into the ranked matrix: one copy of them is held, not two
+        vecs[rank[offset : offset + len(p.ids)]] = p.vectors
+        offset, p.vectors = offset + len(p.ids), p.vectors[:0]
 
     alive, dupes = within(vecs, cfg.dedup_threshold, index_spec(cfg), seed)
     for i, twin, sim in dupes:
