@@ -145,7 +145,7 @@ class SubsetTally:
     rules: set = field(default_factory=set)
     scores: Counter = field(default_factory=Counter)  # sft: the answer's score; pairs: the chosen one's
     rejected: Counter = field(default_factory=Counter)
-    margins: list = field(default_factory=lambda: [0.0, 0])  # sum, count
+    margin_sum: float = 0.0  # of chosen - rejected, over the pairs
 
     def __call__(self, parts: Tables) -> Iterator[pa.Table]:
         for tbl in _parts(parts):
@@ -157,7 +157,7 @@ class SubsetTally:
                 self.rules.update(tbl.column("rule").to_pylist())
                 self.scores.update(map(_half, chosen))
                 self.rejected.update(map(_half, rejected))
-                self.margins = [self.margins[0] + sum(c - r for c, r in zip(chosen, rejected)), self.margins[1] + len(chosen)]
+                self.margin_sum += sum(c - r for c, r in zip(chosen, rejected))
             yield tbl
 
     def stats(self) -> dict:
@@ -166,7 +166,7 @@ class SubsetTally:
         return {
             "judges": sorted(self.judges), "rules": sorted(self.rules),
             "chosen_histogram": _histogram(self.scores), "rejected_histogram": _histogram(self.rejected),
-            "mean_margin": self.margins[0] / self.margins[1] if self.margins[1] else None,
+            "mean_margin": self.margin_sum / sum(self.scores.values()) if self.scores else None,
         }
 
 
