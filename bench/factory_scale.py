@@ -183,7 +183,7 @@ def one_run(n_docs: int, n_seeds: int, work: Path) -> list[dict]:
     planted = write_corpus(corpus, n_docs)
     write_seeds(seeds, n_seeds)
     print(f"\n== {n_docs:,} documents ({planted['exact']} exact and {planted['near']} near duplicates planted), {n_seeds:,} seeds", flush=True)
-    with Faulty(rate=0.0) as stub:
+    with Faulty(rate=0.0, keep=False) as stub:  # counts requests, keeps none: the driver's RSS is the factory's
         cfg = load_config(None, {
             "lake": str(lake_dir), "ingest.sources": str(corpus), "attribute.seeds": str(seeds),
             "engine.kind": "openai", "engine.base_url": stub.url, "engine.model": "stub",

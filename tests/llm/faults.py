@@ -67,7 +67,8 @@ class Faulty(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, rate: float = 0.3, faults: tuple[str, ...] = FAULTS, upstream: str | None = None,
-                 stall_s: float = 20.0, seed: int = 0, script: list[str] | None = None, delay_s: float = 0.0):
+                 stall_s: float = 20.0, seed: int = 0, script: list[str] | None = None, delay_s: float = 0.0,
+                 keep: bool = True):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.rate, self.faults, self.upstream, self.stall_s, self.delay_s = rate, faults, upstream, stall_s, delay_s
         self.rng, self.script, self.lock = random.Random(seed), list(script or []), threading.Lock()
@@ -76,6 +77,7 @@ class Faulty(ThreadingHTTPServer):
         self.bodies: list[dict] = []
         self.answered: list[dict] = []  # bodies of the requests answered
         self.headers_seen: list[str] = []
+        self.keep = keep  # keep every request's body and headers (tests read them; a bench at scale must not)
 
     @property
     def url(self) -> str:
@@ -122,9 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers["Content-Length"]))
         body = json.loads(raw)
         srv = self.server
-        with srv.lock:
-            srv.bodies.append(body)
-            srv.headers_seen.append(str(self.headers))
+        if srv.keep:
+            with srv.lock:
+                srv.bodies.append(body)
+                srv.headers_seen.append(str(self.headers))
         fault = srv.next_fault()
         if fault:
             with srv.lock:
@@ -134,7 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
         data = self._answer(raw, body)
         with srv.lock:
             srv.served += 1
-            srv.answered.append(body)
+            if srv.keep:
+                srv.answered.append(body)
         self._send(200, data)
 
     def _answer(self, raw: bytes, body: dict) -> bytes:
