@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.records import PAIRS, RESPONSES, SFT, prompt_messages, table
+from synthq.tasks.core.records import PAIRS, SFT, prompt_messages, table
 
 LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "completion", "prompt_id", "query", "variant", "answer_id", "score", "judge")]
 
