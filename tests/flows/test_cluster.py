@@ -8,6 +8,7 @@ topology; the engine's Ray actors on the real model are tested by tests/flows/te
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -71,6 +72,9 @@ def _wait_for(check, what: str, procs: Processes, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         if check():
             return
+        ended = [name for name, proc in procs.procs if proc.poll() is not None]
+        if ended:
+            raise AssertionError(f"{', '.join(ended)} ended while waiting for {what}; logs: {procs.logs}")
         time.sleep(1)
     raise AssertionError(f"{what} did not come up in {timeout:.0f}s; logs: {procs.logs}")
 
@@ -79,7 +83,7 @@ def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
             return r.status == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not up yet, or another program answers on the port
         return False
 
 
@@ -103,9 +107,11 @@ def cluster(tmp_path):
     ray_tmp = tempfile.mkdtemp(prefix="synthq-ray-", dir="/tmp")
     ray_common = ("--temp-dir", ray_tmp, "--node-ip-address", "127.0.0.1", "--disable-usage-stats", "--object-store-memory", str(500 * 2**20), "--block")
     try:
+        # the server holds its port before Ray starts: Ray binds further ports of its own choosing,
+        # and one of them could take the server's port while the server is still starting
         procs.start("prefect-server", str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(api_port))
-        procs.start("ray-head", str(BIN / "ray"), "start", "--head", "--port", str(ray_port), "--num-cpus", "1", "--include-dashboard", "false", *ray_common)
         _wait_for(lambda: _healthy(f"{api}/health"), "the Prefect server", procs)
+        procs.start("ray-head", str(BIN / "ray"), "start", "--head", "--port", str(ray_port), "--num-cpus", "1", "--include-dashboard", "false", *ray_common)
         _wait_for(lambda: "Ray runtime started" in procs.log("ray-head"), "the Ray head", procs)
         procs.start("ray-worker", str(BIN / "ray"), "start", "--address", env["RAY_ADDRESS"], "--num-cpus", "2", *ray_common)
         _wait_for(lambda: "Ray runtime started" in procs.log("ray-worker"), "the Ray worker", procs)
