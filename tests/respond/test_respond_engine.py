@@ -77,13 +77,18 @@ def test_rerun_answers_nothing_again(released, engine):
 
 def test_trl_trains_two_steps_on_the_published_subsets(released, tmp_path):
     import datasets
+    import torch
+    from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     from synthq.tasks.llm.models import resolve_model
 
     _, _, info = released
-    model = resolve_model("bundled")
-    common = dict(use_cpu=True, max_steps=2, per_device_train_batch_size=2, report_to=[], save_strategy="no", max_length=256)
+    # float32 throughout: the model's config says bfloat16 and TRL turns on bf16 autocast, which a CPU
+    # without avx512_bf16 emulates (a 2-step run took 7 minutes instead of one)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model("bundled"), dtype=torch.float32)
+    common = dict(use_cpu=True, max_steps=2, per_device_train_batch_size=2, report_to=[], save_strategy="no", max_length=256,
+                  bf16=False, gradient_checkpointing=False)
     sft = datasets.load_dataset(info["path"], "sft", split="train")
     loss = SFTTrainer(model=model, args=SFTConfig(output_dir=str(tmp_path / "sft"), **common), train_dataset=sft).train().training_loss
     assert math.isfinite(loss) and loss > 0
