@@ -14,7 +14,8 @@ cosine floor would mostly reject, so the bench sets `curate.checks.enabled=false
 
 Per stage (from the Prefect flow runs of this run): input items, items/s, wall time, peak RSS
 of the driver process and of the largest Ray worker (sampled every 0.2 s with psutil among
-the driver's descendants), and the number of Prefect task runs. With two sizes
+the driver's descendants; each size runs in a fresh driver process), and the number of Prefect
+task runs. With two sizes
 (`--docs 2000,20000`) it prints the growth ratios of the larger run over the smaller, both
 measured in this invocation: time ratio against the size ratio (linear means equal), and
 peak RSS ratio (flat means 1).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +173,7 @@ def flow_runs(since: float) -> dict[str, tuple[float, float, int]]:
             for run_id, r in runs.items() if flows[r.flow_id] in STAGES and r.end_time}
 
 
-def one_run(n_docs: int, n_seeds: int, work: Path) -> list[dict]:
+def one_run(n_docs: int, n_seeds: int, work: Path, overrides: dict) -> list[dict]:
     import ray
 
     from synthq.flows.factory import factory_flow
@@ -187,7 +190,7 @@ def one_run(n_docs: int, n_seeds: int, work: Path) -> list[dict]:
         cfg = load_config(None, {
             "lake": str(lake_dir), "ingest.sources": str(corpus), "attribute.seeds": str(seeds),
             "engine.kind": "openai", "engine.base_url": stub.url, "engine.model": "stub",
-            "engine.tokenizer": resolve_model("bundled"), **UNFLOORED,
+            "engine.tokenizer": resolve_model("bundled"), **overrides,
         })
         sampler = Sampler()
         sampler.start()
@@ -207,7 +210,7 @@ def one_run(n_docs: int, n_seeds: int, work: Path) -> list[dict]:
         driver, worker = sampler.peaks(t0, t1)
         rows.append({"stage": stage, "items": items, "wall": t1 - t0, "driver": driver, "worker": worker, "tasks": tasks_})
     print(f"factory wall {total:.1f}s, stub answered {served:,} requests", flush=True)
-    ray.shutdown()  # the next size starts with fresh Ray workers, so their peaks are its own
+    ray.shutdown()
     return rows
 
 
@@ -224,7 +227,7 @@ def ratios(small: list[dict], big: list[dict], sizes: tuple[int, int]) -> None:
     print(f"\ngrowth {sizes[1]:,} / {sizes[0]:,} documents (size ratio {size_ratio:.1f}x; time linear = {size_ratio:.1f}, RSS flat = 1.0)")
     for a, b in zip(small, big):
         time_ratio = b["wall"] / a["wall"] if a["wall"] else float("nan")
-        flag = "  <- faster than the corpus" if time_ratio > 1.1 * size_ratio else ""
+        flag = "  <- grows faster than the corpus" if time_ratio > 1.1 * size_ratio else ""
         print(f"ratio {a['stage']}: time {time_ratio:.1f}x, driver RSS {b['driver'] / a['driver']:.2f}x, "
               f"worker RSS {b['worker'] / max(a['worker'], 1):.2f}x, task runs {b['tasks']}/{a['tasks']}{flag}")
 
@@ -238,12 +241,15 @@ def main() -> None:
     sizes = [int(s) for s in args.docs.split(",")][:2]
     print("curate.checks.enabled=false and attribute.min_retrieval_score=-1: the stub's texts would fail them, "
           "and every stage should carry full volume", flush=True)
+    if args.shard_size:
+        UNFLOORED["shard_size"] = args.shard_size
     results = []
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="factory-scale-") as tmp:
-            if args.shard_size:
-                UNFLOORED["shard_size"] = args.shard_size
-            results.append(one_run(n, args.seeds, Path(tmp)))
+        # each size in a fresh driver process: a process keeps the memory it peaked at, so a second
+        # size run in the same process would start from the first one's peak
+        with tempfile.TemporaryDirectory(prefix="factory-scale-") as tmp, \
+                ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results.append(pool.submit(one_run, n, args.seeds, Path(tmp), dict(UNFLOORED)).result())
         table(results[-1], n)
     if len(results) == 2:
         ratios(*results, sizes=(sizes[0], sizes[1]))
