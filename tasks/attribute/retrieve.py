@@ -65,7 +65,7 @@ def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexC
     if retrieval in ("bm25", "hybrid"):
         docs = lake.read("documents")
         lexical.save(lake, lexical.build(passages(docs)), docs.select(["id"]))
-    _drop_stale_vectors(lake, set(paths))
+    lake.prune_folder(VECTORS_DIR, {p.rsplit("/", 1)[-1] for p in paths})  # shards gone (re-ingested) or of another embedder
     return info
 
 
@@ -105,15 +105,6 @@ def recall_at_1(lake: Lake, paths: list[str], index: faiss.Index, rows: np.ndarr
         picked[mine] = sims[np.nonzero(mine)[0], pick[mine] - offset]
         offset += len(vectors)
     return float(np.mean(picked >= best - 1e-5)), len(rows)
-
-
-def _drop_stale_vectors(lake: Lake, keep: set[str]) -> None:
-    """Vectors of shards that are gone (re-ingested with other input) or of another embedder."""
-    if lake.exists(VECTORS_DIR):
-        names = {p.rsplit("/", 1)[-1] for p in keep}
-        for path in lake.fs.ls(lake.path(VECTORS_DIR), detail=False):
-            if path.endswith(".npz") and path.rsplit("/", 1)[-1] not in names:
-                lake.fs.rm(path)
 
 
 def load_index(lake: Lake) -> tuple[faiss.Index, list[str]]:

@@ -55,6 +55,14 @@ class Lake:
     def exists(self, *parts: str) -> bool:
         return self.fs.exists(self.path(*parts))
 
+    def prune_folder(self, folder: str, keep: set[str]) -> None:
+        """Remove what `folder` holds except the names in `keep` and hidden names (writes in progress)."""
+        if self.exists(folder):
+            for path in self.fs.ls(self.path(folder), detail=False):
+                name = path.rstrip("/").rsplit("/", 1)[-1]
+                if name not in keep and not name.startswith("."):
+                    self.fs.rm(path, recursive=True)
+
     # -- writing -----------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write a file atomically: a temp file beside it, then a rename."""

@@ -266,14 +266,6 @@ def decide_shards(lake_url: str, cfg: FactoryConfig, manifests: list[dict], path
     return stats
 
 
-def _remove_stale(lake: Lake, keep: set[str], folder: str) -> None:
-    if lake.exists(folder):
-        for path in lake.fs.ls(lake.path(folder), detail=False):
-            name = path.rstrip("/").rsplit("/", 1)[-1]
-            if name not in keep and not name.startswith("."):
-                lake.fs.rm(path, recursive=True)
-
-
 def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, dict]:
     """Screen the scored shards not screened yet, then decide, unless the verdicts for this
     input are there already; returns their fingerprint and the counts."""
@@ -291,8 +283,8 @@ def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, di
         stats = ray.get(ray.remote(decide_shards).options(num_cpus=1).remote(lake.url, cfg, manifests, paths, fp))
     else:
         stats = decide_shards(lake.url, cfg, manifests, paths, fp)
-    _remove_stale(lake, {p.rsplit("/", 1)[-1] for p in paths}, f"{FOLDER}/screened")
-    _remove_stale(lake, {fp, "current.json"}, f"{FOLDER}/selection")
+    lake.prune_folder(f"{FOLDER}/screened", {p.rsplit("/", 1)[-1] for p in paths})
+    lake.prune_folder(f"{FOLDER}/selection", {fp, "current.json"})
     return fp, stats
 
 

@@ -93,3 +93,13 @@ def test_read_rows_reads_only_the_named_rows_shard_by_shard(lake_dir):
     assert rows.column_names == ["id", "text"]  # only the columns asked for, the key first
     assert lake.read_rows("docs", set(), ["text"]).num_rows == 0
     assert lake.read_rows("docs", {"gone"}, ["id", "text"]).num_rows == 0
+
+
+def test_prune_folder_keeps_the_named_and_the_writes_in_progress(lake_dir):
+    lake = Lake(lake_dir)
+    for name in ("a.npz", "b.npz", ".tmp-1"):
+        lake.write_bytes(lake.path("indexes", "x", name), b"1")
+    lake.write_bytes(lake.path("indexes", "x", "old", "v.parquet"), b"1")
+    lake.prune_folder("indexes/x", {"a.npz"})
+    assert sorted(p.rsplit("/", 1)[-1] for p in lake.fs.ls(lake.path("indexes", "x"), detail=False)) == [".tmp-1", "a.npz"]
+    lake.prune_folder("indexes/none", set())  # a folder not there yet: nothing to do
