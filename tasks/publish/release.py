@@ -11,6 +11,7 @@ and moved into place once complete, then recorded in the catalog.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import uuid
@@ -35,6 +36,8 @@ from synthq.tasks.publish.card import render_card
 
 DATA_FILE = "train-00000-of-00001.parquet"
 SUBSET_SCHEMAS = {"sft": SFT, "preferences": PAIRS}  # an empty subset's file still has its columns
+log = logging.getLogger("synthq.publish")
+
 
 def versions(lake: Lake, name: str) -> list[int]:
     folder = lake.path("releases", name)
@@ -196,6 +199,30 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
     return added
 
 
+def _record(path, name: str, version: int, release_path: str, stats: dict) -> None:
+    catalog.record(
+        path, name=name, version=version, release_path=release_path,
+        rows=stats["rows"], documents=stats["documents"], tokens=stats["tokens"],
+        parent=int(stats["parent"][1:]) if stats.get("parent") else None,
+        config_digest=stats.get("config_digest", ""), missing_shards=[m["shard"] for m in stats["missing_shards"]],
+    )
+
+
+def catalog_unrecorded(lake: Lake, name: str, existing: list[int]) -> list[int]:
+    """Record in the catalog the published versions it lacks (a publish stopped after moving
+    its release into place, before writing its catalog row), from their stats.json."""
+    with catalog.local_catalog(lake) as path:
+        known = {r["version"] for r in catalog.releases(path, name)}
+    missing = [v for v in existing if v not in known and lake.exists("releases", name, f"v{v}", "stats.json")]
+    if missing:
+        with catalog.local_catalog(lake, write=True) as path:
+            for v in missing:
+                stats = json.loads(lake.fs.cat_file(lake.path("releases", name, f"v{v}", "stats.json")))
+                _record(path, name, v, lake.path("releases", name, f"v{v}"), stats)
+                log.warning("Release %s/v%d had no catalog row (its publish stopped before writing it): recorded now.", name, v)
+    return missing
+
+
 def publish(
     lake: Lake, name: str, data: Tables, stages: dict[str, dict], config: dict, config_digest: str,
     *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
@@ -212,6 +239,7 @@ def publish(
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
     existing = versions(lake, name)
+    catalog_unrecorded(lake, name, existing)
     parent = existing[-1] if existing else None
     version = (parent or 0) + 1
     staging = lake.path("releases", name, f".staging-{uuid.uuid4().hex}")
@@ -225,6 +253,7 @@ def publish(
     before = set(read_release(lake, name, parent, ["id"]).column("id").to_pylist()) if parent else set()
     stats["since_parent"] = {"added": len(tally.ids - before), "removed": len(before - tally.ids)}
     stats["code_version"] = code_version()
+    stats["config_digest"] = config_digest
     stats["tokens"] = tally.tokens if count_tokens else None
     shapes, respond = {}, {}  # subset -> (schema, rows, bytes) for the card's header; -> its stats
     for subset, parts in (subsets or {}).items():
@@ -243,11 +272,7 @@ def publish(
         raise LakeError(f"Release {name}/v{version} appeared while publishing: another publish ran at once. Retry.")
     lake.fs.mv(staging, target, recursive=True)
     with catalog.local_catalog(lake, write=True) as path:
-        catalog.record(
-            path, name=name, version=version, release_path=target,
-            rows=rows, documents=stats["documents"], tokens=stats["tokens"], parent=parent,
-            config_digest=config_digest, missing_shards=[m["shard"] for m in stats["missing_shards"]],
-        )
+        _record(path, name, version, target, stats)
     if index is not None:
         stats["indexed"] = index_releases(lake, name, index)
     return {**stats, "name": name, "version": version, "path": target}

@@ -118,6 +118,24 @@ def test_catalog_written_before_token_counts_still_opens(lake_dir):
     assert [(r["name"], r["tokens"]) for r in rows] == [("demo", 2), ("older", None)]
 
 
+def test_a_release_moved_into_place_without_its_catalog_row_is_recorded_by_the_next_publish(lake_dir, caplog):
+    """A publish killed after moving v1 into place and before writing its catalog row: the
+    next publish records v1 from its stats.json, then itself as v2."""
+    import sqlite3
+
+    lake = Lake(lake_dir)
+    publish(lake, "demo", _data(3), STAGES, {}, "abc", count_tokens=lambda q: 2)
+    with sqlite3.connect(Path(lake_dir) / "catalog.sqlite") as conn:
+        conn.execute("DELETE FROM releases")
+    with caplog.at_level("WARNING", logger="synthq.publish"):
+        v2 = publish(lake, "demo", _data(5), STAGES, {}, "abc")
+    assert v2["version"] == 2 and "demo/v1 had no catalog row" in caplog.text
+    with local_catalog(lake) as path:
+        rows = releases(path, "demo")
+    assert [(r["version"], r["rows"], r["tokens"], r["parent"], r["config_digest"]) for r in rows] == [(1, 3, 6, None, "abc"), (2, 5, None, 1, "abc")]
+    assert rows[0]["path"].endswith("releases/demo/v1")
+
+
 def test_push_to_hub_uploads_the_release_folder(lake_dir, monkeypatch):
     from synthq.tasks.core.errors import ConfigError
     from synthq.tasks.publish.hub import hub_token, push_release
