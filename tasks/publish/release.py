@@ -199,7 +199,7 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
     return added
 
 
-def _record(path, name: str, version: int, release_path: str, stats: dict) -> None:
+def _record(path: Path, name: str, version: int, release_path: str, stats: dict) -> None:
     catalog.record(
         path, name=name, version=version, release_path=release_path,
         rows=stats["rows"], documents=stats["documents"], tokens=stats["tokens"],
