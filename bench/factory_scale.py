@@ -241,15 +241,14 @@ def main() -> None:
     sizes = [int(s) for s in args.docs.split(",")][:2]
     print("curate.checks.enabled=false and attribute.min_retrieval_score=-1: the stub's texts would fail them, "
           "and every stage should carry full volume", flush=True)
-    if args.shard_size:
-        UNFLOORED["shard_size"] = args.shard_size
+    overrides = {**UNFLOORED, **({"shard_size": args.shard_size} if args.shard_size else {})}
     results = []
     for n in sizes:
         # each size in a fresh driver process: a process keeps the memory it peaked at, so a second
         # size run in the same process would start from the first one's peak
         with tempfile.TemporaryDirectory(prefix="factory-scale-") as tmp, \
                 ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results.append(pool.submit(one_run, n, args.seeds, Path(tmp), dict(UNFLOORED)).result())
+            results.append(pool.submit(one_run, n, args.seeds, Path(tmp), overrides).result())
         table(results[-1], n)
     if len(results) == 2:
         ratios(*results, sizes=(sizes[0], sizes[1]))

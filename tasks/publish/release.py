@@ -208,7 +208,7 @@ def _record(path: Path, name: str, version: int, release_path: str, stats: dict)
     )
 
 
-def catalog_unrecorded(lake: Lake, name: str, existing: list[int]) -> list[int]:
+def catalog_unrecorded(lake: Lake, name: str, existing: list[int]) -> None:
     """Record in the catalog the published versions it lacks (a publish stopped after moving
     its release into place, before writing its catalog row), from their stats.json."""
     with catalog.local_catalog(lake) as path:
@@ -217,10 +217,9 @@ def catalog_unrecorded(lake: Lake, name: str, existing: list[int]) -> list[int]:
     if missing:
         with catalog.local_catalog(lake, write=True) as path:
             for v in missing:
-                stats = json.loads(lake.fs.cat_file(lake.path("releases", name, f"v{v}", "stats.json")))
-                _record(path, name, v, lake.path("releases", name, f"v{v}"), stats)
+                folder = lake.path("releases", name, f"v{v}")
+                _record(path, name, v, folder, json.loads(lake.fs.cat_file(f"{folder}/stats.json")))
                 log.warning("Release %s/v%d had no catalog row (its publish stopped before writing it): recorded now.", name, v)
-    return missing
 
 
 def publish(
