@@ -1,5 +1,9 @@
 """Shard fan-out on real Prefect and Ray: a failed shard is reported, not fatal, unless asked."""
 
+import os
+import subprocess
+import sys
+
 import pyarrow as pa
 import pytest
 from prefect import flow
@@ -61,3 +65,12 @@ def test_stage_report_shows_counts_and_sample_rows(lake_dir):
     assert md.startswith("\n\n### Sample rows") and "| title | url | n_words |" in md
     assert "comprehension" in md.lower()
     assert sample_markdown(lake, "nothing-here") == ""
+
+
+def test_the_cli_gives_a_busy_node_time_to_start_its_local_prefect_server():
+    """Prefect reads its settings at import: the CLI's package sets them first."""
+    code = ("import synthq.flows.cli; from prefect.settings import get_current_settings as s; "
+            "print(s().server.ephemeral.startup_timeout_seconds, s().server.analytics_enabled)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_SERVER_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+    assert out == ["120", "False"]
