@@ -41,10 +41,10 @@ ON_THIS_MACHINE = {  # the paper profile within the bundled model's context
 }
 SMOKE = {  # tiny budgets, same code path; one engine (same context) serves both profiles
     "default": {"attribute.document_tokens": 256, "synthesize.document_tokens": 256, "synthesize.prompt_tokens": 1200,
-                "attribute.max_output_tokens": 384},
+                "attribute.max_output_tokens": 384, "synthesize.max_output_tokens": 384, "curate.max_output_tokens": 512},
     "paper": {"engine.max_model_len": 4096, "attribute.document_tokens": 256, "attribute.max_output_tokens": 384,
               "synthesize.document_tokens": 256, "synthesize.demonstration_document_tokens": 256,
-              "synthesize.prompt_tokens": 1600, "synthesize.max_output_tokens": 512, "curate.max_output_tokens": 1024},
+              "synthesize.prompt_tokens": 1600, "synthesize.max_output_tokens": 384, "curate.max_output_tokens": 512},
 }
 
 
@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=40, help="sample pages to ingest (the sample has 38)")
     ap.add_argument("--seeds", type=int, default=40, help="sample seeds to ground")
     ap.add_argument("--profiles", default="default,paper", help="comma-separated profiles to run (default: both)")
-    args = smoke.parse(ap, docs=3, seeds=2)
+    args = smoke.parse(ap, docs=2, seeds=2)
     if unknown := set(args.profiles.split(",")) - {"default", "paper"}:
         ap.error(f"unknown profile(s) {sorted(unknown)}: choose from default, paper")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

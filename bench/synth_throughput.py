@@ -42,7 +42,7 @@ SMOKE_SEEDS = 4  # seeds grounded for the smoke runs' sample lake
 
 def sample_lake(smoke: bool = False) -> Path:
     """Documents and demonstrations of the bundled sample (ingest + attribute on the bundled
-    model), built once and kept in the cache; for --smoke from a few seeds only."""
+    model), built once and kept in the cache; for --smoke from a few seeds with short budgets."""
     lake = cache_dir() / "bench" / ("sample-lake-smoke" if smoke else "sample-lake")
     if (lake / READY).exists():
         return lake
@@ -55,7 +55,7 @@ def sample_lake(smoke: bool = False) -> Path:
 
         seeds = lake / "seeds.jsonl"
         seeds.write_text("\n".join(SEEDS.read_text().splitlines()[:SMOKE_SEEDS]) + "\n")
-        extra = ["--set", f"attribute.seeds={seeds}"]
+        extra = ["--set", f"attribute.seeds={seeds}", "--set", "attribute.document_tokens=256", "--set", "attribute.max_output_tokens=384"]
     for command in ("ingest", "attribute"):
         print(f"building the sample lake once: synthq {command}", flush=True)
         subprocess.run([synthq, command, "--lake", str(lake), "--set", "shard_size=64", *extra], check=True)

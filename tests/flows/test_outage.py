@@ -63,3 +63,43 @@ def test_outage_then_rerun_regenerates_exactly_the_failed_requests(prefect_serve
     assert not lake.failures("responses")
     info = publish_flow(cfg)
     assert info["subsets"]["sft"] == curated().num_rows
+
+
+@pytest.mark.slow
+def test_factory_through_a_faulty_endpoint(prefect_server, ray_local, sample_subset, lake_dir):
+    """30% of completions fail (every kind: 500, 503, 429 with Retry-After, dropped connections,
+    stalls, truncated bodies, 200s that are not JSON or have no choices), every stage: the run
+    completes and every document ends in an instruction or a content rejection, never an outage
+    rejection. The endpoint answers itself (schema-valid objects): what is tested is the
+    factory's handling of the faults; the openai engine against a real `vllm serve` is
+    tests/llm/test_vllm_serve.py."""
+    from synthq.flows.factory import factory_flow
+    from synthq.tasks.core.report import fault_totals
+    from tests.llm.faults import FAULTS
+
+    pages, seeds = sample_subset
+    with Faulty(rate=0.3, stall_s=5.0, seed=7, script=list(FAULTS)) as proxy:
+        cfg = load_config(None, {
+            "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
+            **proxy.engine_settings(), "engine.max_retries": 10, "engine.request_timeout_s": 300, "engine.max_concurrency": 8,
+            # the stub's texts would fail the model-free checks and the retrieval floor: every stage gets full volume
+            "attribute.min_retrieval_score": 0.0, "curate.checks.enabled": False,
+        })
+        info = factory_flow(cfg)
+    lake = Lake(lake_dir)
+    assert set(proxy.injected) == set(FAULTS)
+    docs, instr = lake.report("documents"), lake.report("instructions")
+    assert instr["kept"] + instr["rejected"] == docs["kept"]  # every document: an instruction or a content rejection
+    for ds in ("demonstrations", "instructions", "scored", "curated", "responses", "pairs"):
+        assert not lake.failures(ds)
+        assert not [r for r in lake.report(ds)["reasons"] if r == "llm_error"], ds
+    totals: dict = {}
+    for ds in ("demonstrations", "instructions", "scored", "responses"):
+        for kind, n in fault_totals(lake.manifests(ds)).items():
+            totals.setdefault(kind, {"met": 0, "retried": 0, "failed": 0})
+            for k in n:
+                totals[kind][k] += n[k]
+    print("faults per kind (met/retried/failed):", totals, "injected:", dict(proxy.injected))
+    assert sum(n["retried"] for n in totals.values()) >= sum(proxy.injected.values()) - sum(n["failed"] for n in totals.values())
+    assert {"server_error", "rate_limited", "connection", "bad_response"} <= set(totals)
+    assert info["rows"] > 0 and info["subsets"]["sft"] > 0
