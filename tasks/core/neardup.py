@@ -98,8 +98,8 @@ def pairs(vecs: np.ndarray, groups, threshold: float) -> tuple[np.ndarray, np.nd
     for queries, members in groups:
         for qs in range(0, len(queries), BLOCK):
             q = queries[qs : qs + BLOCK]
-            for ms in range(0, len(members), 4 * BLOCK):
-                m = members[ms : ms + 4 * BLOCK]
+            for ms in range(0, len(members), BLOCK):
+                m = members[ms : ms + BLOCK]
                 qi, mi = np.nonzero(vecs[q] @ vecs[m].T >= threshold - 1e-6)
                 rows, ids = q[qi], m[mi]
                 better = ids < rows  # only better-ranked rows can drop a row
