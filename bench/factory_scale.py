@@ -15,7 +15,8 @@ cosine floor would mostly reject, so the bench sets `curate.checks.enabled=false
 Per stage (from the Prefect flow runs of this run): input items, items/s, wall time, peak RSS
 of the driver process and of the largest Ray worker (sampled every 0.2 s with psutil among
 the driver's descendants; each size runs in a fresh driver process), and the number of Prefect
-task runs. With two sizes
+task runs. A Ray worker keeps the size its largest task gave it, so a stage whose own tasks
+need less shows what an earlier stage left (publish runs no Ray task). With two sizes
 (`--docs 2000,20000`) it prints the growth ratios of the larger run over the smaller, both
 measured in this invocation: time ratio against the size ratio (linear means equal), and
 peak RSS ratio (flat means 1).
