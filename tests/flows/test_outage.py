@@ -78,28 +78,23 @@ def test_factory_through_a_faulty_endpoint(prefect_server, ray_local, sample_sub
     from tests.llm.faults import FAULTS
 
     pages, seeds = sample_subset
-    with Faulty(rate=0.3, stall_s=5.0, seed=7, script=list(FAULTS)) as proxy:
+    with Faulty(rate=0.3, stall_s=5.0, seed=7, script=list(FAULTS)) as srv:
         cfg = load_config(None, {
             "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
-            **proxy.engine_settings(), "engine.max_retries": 10, "engine.request_timeout_s": 300, "engine.max_concurrency": 8,
+            **srv.engine_settings(), "engine.max_retries": 10, "engine.request_timeout_s": 300, "engine.max_concurrency": 8,
             # the stub's texts would fail the model-free checks and the retrieval floor: every stage gets full volume
             "attribute.min_retrieval_score": 0.0, "curate.checks.enabled": False,
         })
         info = factory_flow(cfg)
     lake = Lake(lake_dir)
-    assert set(proxy.injected) == set(FAULTS)
+    assert set(srv.injected) == set(FAULTS)
     docs, instr = lake.report("documents"), lake.report("instructions")
     assert instr["kept"] + instr["rejected"] == docs["kept"]  # every document: an instruction or a content rejection
     for ds in ("demonstrations", "instructions", "scored", "curated", "responses", "pairs"):
         assert not lake.failures(ds)
         assert not [r for r in lake.report(ds)["reasons"] if r == "llm_error"], ds
-    totals: dict = {}
-    for ds in ("demonstrations", "instructions", "scored", "responses"):
-        for kind, n in fault_totals(lake.manifests(ds)).items():
-            totals.setdefault(kind, {"met": 0, "retried": 0, "failed": 0})
-            for k in n:
-                totals[kind][k] += n[k]
-    print("faults per kind (met/retried/failed):", totals, "injected:", dict(proxy.injected))
-    assert sum(n["retried"] for n in totals.values()) >= sum(proxy.injected.values()) - sum(n["failed"] for n in totals.values())
+    totals = fault_totals([m for ds in ("demonstrations", "instructions", "scored", "responses") for m in lake.manifests(ds)])
+    print("faults per kind (met/retried/failed):", totals, "injected:", dict(srv.injected))
+    assert sum(n["retried"] for n in totals.values()) >= sum(srv.injected.values()) - sum(n["failed"] for n in totals.values())
     assert {"server_error", "rate_limited", "connection", "bad_response"} <= set(totals)
     assert info["rows"] > 0 and info["subsets"]["sft"] > 0
