@@ -6,13 +6,15 @@ on all of them. Baseline, measured in the same run: exact (flat) dedup on a subs
 the full size (exact search grows with n²). Recall: for sampled rows, the duplicate pairs the
 IVF search finds, over the pairs exact search finds.
 
-    .venv/bin/python bench/dedup_scale.py [--rows 1000000] [--subset 100000]
+The vectors are float16, as curation's decision holds them (`--dtype float32` for the
+float32 figures); each block is compared in float32.
+
+    .venv/bin/python bench/dedup_scale.py [--rows 1000000] [--subset 100000] [--dtype float16]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import faiss
@@ -20,30 +22,31 @@ import numpy as np
 
 import smoke
 
-from synthq.tasks.core.neardup import IndexSpec, groups_for, pairs, within
+from synthq.tasks.core.neardup import IndexSpec, f32, groups_for, pairs, within
 
 DIM = 384
 
 
-def corpus(rows: int, topics: int, dup_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Topic-clustered unit vectors; `dup_share` of them are near-copies (cosine ~0.95) of others."""
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def corpus(rows: int, topics: int, dup_share: float, seed: int, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    """Topic-clustered unit vectors; `dup_share` of them are near-copies (cosine ~0.95) of others.
+    Made chunk by chunk in float32 and held as `dtype`, so the peak is the bench's input, not its making."""
     rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((topics, DIM), dtype=np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    vecs = np.empty((rows, DIM), dtype=np.float32)
+    centers = unit(rng.standard_normal((topics, DIM), dtype=np.float32))
+    vecs = np.empty((rows, DIM), dtype=dtype)
     step = 100_000
     for start in range(0, rows, step):
         n = min(step, rows - start)
-        noise = rng.standard_normal((n, DIM), dtype=np.float32)
-        noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-        vecs[start : start + n] = 0.6 * centers[rng.integers(0, topics, n)] + 0.8 * noise
+        noise = unit(rng.standard_normal((n, DIM), dtype=np.float32))
+        vecs[start : start + n] = unit(0.6 * centers[rng.integers(0, topics, n)] + 0.8 * noise)
     planted = int(rows * dup_share)
     targets = rng.choice(rows, size=planted, replace=False)
     sources = rng.integers(0, rows, planted)
-    noise = rng.standard_normal((planted, DIM), dtype=np.float32)
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    vecs[targets] = vecs[sources] / np.linalg.norm(vecs[sources], axis=1, keepdims=True) + 0.3 * noise
-    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    noise = unit(rng.standard_normal((planted, DIM), dtype=np.float32))
+    vecs[targets] = unit(f32(vecs[sources]) + 0.3 * noise)
     return vecs, targets
 
 
@@ -51,14 +54,26 @@ def pair_recall(vecs: np.ndarray, groups, threshold: float, sample: np.ndarray) 
     """Share of the exact (row, better-ranked neighbour) pairs of sampled rows that the
     clustered comparison also finds."""
     exact = faiss.IndexFlatIP(DIM)
-    exact.add(vecs)
-    lims, _, ids = exact.range_search(vecs[sample], threshold - 1e-6)
+    exact.add(f32(vecs))
+    lims, _, ids = exact.range_search(f32(vecs[sample]), threshold - 1e-6)
     truth = {(int(r), int(i)) for k, r in enumerate(sample) for i in ids[lims[k] : lims[k + 1]] if i < r}
     wanted = np.zeros(len(vecs), dtype=bool)
     wanted[sample] = True
     rows, found_ids, _ = pairs(vecs, [(q[wanted[q]], m) for q, m in groups], threshold)
     found = set(zip(rows.tolist(), found_ids.tolist()))
     return len(truth & found) / max(1, len(truth)), len(truth)
+
+
+def rss_status(field: str) -> int:
+    """VmRSS or VmHWM (the peak since the last reset) of this process, bytes (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+
+def reset_peak() -> None:
+    """Start VmHWM again from the current RSS, so the peak is the dedup's, not the corpus's making."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def timed(fn):
@@ -75,11 +90,13 @@ def main() -> None:
     ap.add_argument("--nprobe", type=int, default=16, help="clusters compared per vector (curate.ivf_nprobe)")
     ap.add_argument("--recall-sample", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="how the vectors are held")
     args = smoke.parse(ap, rows=20_000, subset=5_000, recall_sample=200)
     print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
 
-    (vecs, planted), t_gen = timed(lambda: corpus(args.rows, max(100, args.rows // 200), 0.1, args.seed))
-    print(f"generated {args.rows:,} vectors ({len(planted):,} planted near-duplicates) in {t_gen:.1f}s")
+    (vecs, planted), t_gen = timed(lambda: corpus(args.rows, max(100, args.rows // 200), 0.1, args.seed, args.dtype))
+    print(f"generated {args.rows:,} {args.dtype} vectors ({len(planted):,} planted near-duplicates, "
+          f"{vecs.nbytes / 2**20:,.0f} MiB) in {t_gen:.1f}s")
 
     clustered = IndexSpec(threshold=1, nprobe=args.nprobe)  # force the clustered path
     exact = IndexSpec(threshold=args.rows + 1, nprobe=args.nprobe)
@@ -88,12 +105,15 @@ def main() -> None:
     (kept_sub, _), t_sub = timed(lambda: within(sub, args.threshold, clustered))
     print(f"subset {args.subset:,}: exact {t_exact:.1f}s kept {len(kept_exact):,}; clustered {t_sub:.1f}s kept {len(kept_sub):,}")
 
+    before = rss_status("VmRSS")
+    reset_peak()
     groups, t_groups = timed(lambda: groups_for(vecs, clustered, args.seed))
     (kept, dropped), t_pairs = timed(lambda: within(vecs, args.threshold, clustered, groups=groups))
     total = t_groups + t_pairs
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = rss_status("VmHWM")
     print(f"full {args.rows:,}: dedup {total:.1f}s (k-means + assignment {t_groups:.1f}s, comparisons + greedy {t_pairs:.1f}s), "
-          f"kept {len(kept):,}, dropped {len(dropped):,}; peak RSS {peak_gib:.2f} GiB")
+          f"kept {len(kept):,}, dropped {len(dropped):,}; RSS {before / 2**30:.2f} GiB before (the vectors and "
+          f"the process), peak {peak / 2**30:.2f} GiB during it (+{(peak - before) / 2**20:,.0f} MiB)")
 
     rng = np.random.default_rng(args.seed + 1)
     sample = np.unique(np.concatenate([rng.choice(planted, args.recall_sample), rng.choice(args.rows, args.recall_sample)]))

@@ -9,6 +9,9 @@ vectors every pair is compared (exact); past it, vectors are clustered by k-mean
 clusters, as an inverted-file (IVF) index would search, but as dense matrix products so the
 CPU's BLAS does the work. `bench/dedup_scale.py` measures time and recall at a million rows.
 
+Vectors may be float16 (curation holds one per surviving query, so half the memory): each
+block is compared in float32, where the error on a cosine is about 1e-5.
+
 Within a batch, rows come ranked best first; a row is dropped when a better-ranked row that
 was kept lies within the threshold, so the kept member of each duplicate group is the best.
 
@@ -36,6 +39,34 @@ from synthq.tasks.core.lake import Lake
 
 SEARCH_BATCH = 16_384
 BLOCK = 4_096
+KMEANS_POINTS = 32  # training points per k-means cluster: a sample, cast to float32, not every vector
+
+
+def f32(vecs: np.ndarray) -> np.ndarray:
+    """A block of vectors as FAISS and BLAS want them (a float32 array is not copied)."""
+    return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def kmeans(vecs: np.ndarray, k: int, niter: int, seed: int, points: int = KMEANS_POINTS, rows: np.ndarray | None = None) -> faiss.Kmeans:
+    """Spherical k-means over the vectors (of `rows` of them), trained on at most `points` × k
+    of them drawn at random (kept in order), as FAISS would sample them, without a float32
+    copy of the rest."""
+    rows = np.arange(len(vecs)) if rows is None else rows
+    if len(rows) > k * points:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, size=k * points, replace=False))
+    km = faiss.Kmeans(vecs.shape[1], k, niter=niter, seed=seed, spherical=True, min_points_per_centroid=1,
+                      max_points_per_centroid=points)
+    km.train(f32(vecs[rows]))
+    return km
+
+
+def nearest_centroids(km: faiss.Kmeans, vecs: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """The `k` nearest centroids of each vector (of `rows` of them), searched batch by batch."""
+    rows = np.arange(len(vecs)) if rows is None else rows
+    out = np.empty((len(rows), k), dtype=np.int64)
+    for start in range(0, len(rows), SEARCH_BATCH):
+        out[start : start + SEARCH_BATCH] = km.index.search(f32(vecs[rows[start : start + SEARCH_BATCH]]), k)[1]
+    return out
 
 
 @dataclass(frozen=True)
@@ -67,9 +98,9 @@ def build_index(vecs: np.ndarray, spec: IndexSpec, seed: int = 0) -> faiss.Index
     else:
         nlist = nlist_for(len(vecs))
         rng = np.random.default_rng(seed)
-        index = trained_ivf(dim, nlist, vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)], spec.nprobe, seed=seed)
+        index = trained_ivf(dim, nlist, f32(vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)]), spec.nprobe, seed=seed)
     for start in range(0, len(vecs), SEARCH_BATCH * 8):
-        index.add(vecs[start : start + SEARCH_BATCH * 8])
+        index.add(f32(vecs[start : start + SEARCH_BATCH * 8]))
     return index
 
 
@@ -80,15 +111,17 @@ def groups_for(vecs: np.ndarray, spec: IndexSpec, seed: int) -> list[tuple[np.nd
     if n < spec.threshold:
         everything = np.arange(n)
         return [(everything, everything)]
-    nlist = nlist_for(n)
-    km = faiss.Kmeans(vecs.shape[1], nlist, niter=10, seed=seed, spherical=True, max_points_per_centroid=32)
-    km.train(vecs)
-    probes = km.index.search(vecs, min(spec.nprobe, nlist))[1]
+    nlist, k = nlist_for(n), min(spec.nprobe, nlist_for(n))
+    probes = nearest_centroids(kmeans(vecs, nlist, 10, seed), vecs, k).astype(np.int32)  # n × k: int32 halves it
     home = probes[:, 0]
-    members = np.split(np.argsort(home, kind="stable"), np.cumsum(np.bincount(home, minlength=nlist))[:-1])
+    members = np.split(np.argsort(home, kind="stable").astype(np.int32), np.cumsum(np.bincount(home, minlength=nlist))[:-1])
     flat = probes.ravel()
+    bounds = np.cumsum(np.bincount(flat, minlength=nlist))[:-1]
     order = np.argsort(flat, kind="stable")
-    queries = np.split(order // probes.shape[1], np.cumsum(np.bincount(flat, minlength=nlist))[:-1])
+    del probes, home, flat
+    np.floor_divide(order, k, out=order)
+    queries = np.split(order.astype(np.int32), bounds)
+    del order
     return [(q, m) for q, m in zip(queries, members) if len(m)]
 
 
@@ -98,21 +131,22 @@ def pairs(vecs: np.ndarray, groups, threshold: float) -> tuple[np.ndarray, np.nd
     for queries, members in groups:
         for qs in range(0, len(queries), BLOCK):
             q = queries[qs : qs + BLOCK]
+            qv = f32(vecs[q])
             for ms in range(0, len(members), BLOCK):
                 m = members[ms : ms + BLOCK]
-                qi, mi = np.nonzero(vecs[q] @ vecs[m].T >= threshold - 1e-6)
+                qi, mi = np.nonzero(qv @ f32(vecs[m]).T >= threshold - 1e-6)
                 rows, ids = q[qi], m[mi]
                 better = ids < rows  # only better-ranked rows can drop a row
                 if better.any():
                     rows, ids = rows[better], ids[better]
                     found_rows.append(rows)
                     found_ids.append(ids)
-                    found_sims.append(np.einsum("ij,ij->i", vecs[rows], vecs[ids]))
+                    found_sims.append(np.einsum("ij,ij->i", f32(vecs[rows]), f32(vecs[ids])))
     if not found_rows:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.float32)
     rows, ids, sims = (np.concatenate(x) for x in (found_rows, found_ids, found_sims))
-    _, first = np.unique(rows * len(vecs) + ids, return_index=True)  # a pair found through two clusters
+    _, first = np.unique(rows.astype(np.int64) * len(vecs) + ids, return_index=True)  # a pair found through two clusters
     return rows[first], ids[first], sims[first]
 
 
@@ -201,7 +235,7 @@ class ReleaseIndex:
         self._check(vecs.shape[1])
         matches = []
         for start in range(0, len(vecs), SEARCH_BATCH):
-            sims, pos = self._index.search(vecs[start : start + SEARCH_BATCH], 1)
+            sims, pos = self._index.search(f32(vecs[start : start + SEARCH_BATCH]), 1)
             for k in np.flatnonzero(sims[:, 0] >= threshold):
                 p = int(pos[k, 0])
                 matches.append(ReleaseMatch(start + int(k), self._ids[p], int(self._versions[p]), float(sims[k, 0])))

@@ -13,7 +13,8 @@ It runs in three steps, so no process holds the scored rows, only one vector per
 - `screen`, per scored shard (Ray tasks): the checks of one row alone (score, moderation,
   benchmarks) and the survivors' query embeddings, kept in the lake (`indexes/curate`);
 - `decide`, once (one Ray task): ranking, dedup and the target size over the survivors' ids,
-  scores and vectors; the verdicts are written per scored shard;
+  scores and vectors (float16: 0.75 KB per query; compared in float32 block by block, never
+  copied whole); the verdicts are written per scored shard;
 - the `curated` stage, per scored shard: its rows with their verdicts, kept or rejected.
 """
 
@@ -26,8 +27,8 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Callable
 
-import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,7 +36,7 @@ import pyarrow.parquet as pq
 from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.embeddings import embed
 from synthq.tasks.core.lake import Lake, StageResult
-from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
+from synthq.tasks.core.neardup import SEARCH_BATCH, ReleaseIndex, f32, index_spec, kmeans, nearest_centroids, release_index, within
 from synthq.tasks.core.parallel import run_each
 from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
 from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
@@ -49,6 +50,7 @@ SCREEN_COLUMNS = ["id", "query", "score_total", "moderation", "moderation_catego
 SCREEN_FIELDS = ("curate.min_score", "curate.benchmarks", "curate.benchmark_column", "curate.benchmark_fields",
                  "curate.contamination_ngram", "curate.contamination_similarity", "embedder")
 
+TOPIC_POINTS = 64  # k-means training vectors per topic at most (FAISS warns below 39)
 Verdicts = dict[str, tuple[str, str]]  # query id -> (reason, detail) of a rejected query
 
 
@@ -58,10 +60,11 @@ class Screened:
 
     ids: np.ndarray  # survivors' ids (str)
     scores: np.ndarray  # their total scores
-    vectors: np.ndarray  # their query embeddings, unit length
+    vectors: np.ndarray  # their query embeddings, unit length, float16
     verdicts: Verdicts = field(default_factory=dict)  # the rows rejected here
     hits: Counter = field(default_factory=Counter)  # benchmark -> contaminated queries
     unusable: dict = field(default_factory=dict)  # benchmark -> rows that mapped to no prompt
+    load: Callable[[], np.ndarray] | None = None  # reads `vectors` when they are wanted (see `read`)
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
@@ -72,11 +75,25 @@ class Screened:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Screened":
-        z = np.load(io.BytesIO(data))
-        meta = json.loads(str(z["meta"]))
-        return cls(z["ids"], z["scores"], z["vectors"], {i: (r, d) for i, r, d in z["rejected"]},
-                   Counter(meta["hits"]), meta["unusable"])
+    def read(cls, lake: Lake, path: str) -> "Screened":
+        """A screened file's ids, scores and verdicts; its vectors are read again from the lake
+        when `take_vectors` wants them, so the decision never holds them twice."""
+
+        def load() -> np.ndarray:
+            with lake.fs.open(path, "rb") as f:
+                return np.load(f)["vectors"]
+
+        with lake.fs.open(path, "rb") as f:
+            z = np.load(f)
+            meta = json.loads(str(z["meta"]))
+            return cls(z["ids"], z["scores"], np.zeros((0, 0), dtype=np.float16), {i: (r, d) for i, r, d in z["rejected"]},
+                       Counter(meta["hits"]), meta["unusable"], load)
+
+    def take_vectors(self) -> np.ndarray:
+        """The vectors as float16 (an earlier version wrote float32), handed over: the part keeps none."""
+        vecs = self.vectors if self.load is None else self.load()
+        self.vectors, self.load = np.zeros((0, vecs.shape[1]), dtype=np.float16), None  # not vecs[:0]: a view keeps them
+        return vecs.astype(np.float16, copy=False)
 
 
 @lru_cache(maxsize=2)
@@ -116,32 +133,38 @@ def screen(scored: pa.Table, cfg: CurateConfig, embedder: str, device: str = "cp
             else:
                 clean.append(pos)
         out.ids, out.scores, out.vectors = out.ids[clean], out.scores[clean], out.vectors[clean]
+    out.vectors = out.vectors.astype(np.float16)
     return out
 
 
-def topics(vecs: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Topic label per vector from spherical k-means."""
-    km = faiss.Kmeans(vecs.shape[1], k, niter=20, seed=seed, spherical=True, min_points_per_centroid=1)
-    km.train(vecs)
-    return km.index.search(vecs, 1)[1][:, 0]
+def topics(vecs: np.ndarray, k: int, seed: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Topic label per vector (per one of `rows`) from spherical k-means, trained on at most
+    TOPIC_POINTS vectors per topic."""
+    return nearest_centroids(kmeans(vecs, k, 20, seed, TOPIC_POINTS, rows), vecs, 1, rows)[:, 0]
 
 
-def k_center(vecs: np.ndarray, k: int) -> list[int]:
+def k_center(vecs: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[int]:
     """k-center greedy (DiverseEvol): from the first (best-ranked) vector, keep adding the
-    vector farthest, in cosine distance, from everything chosen so far."""
+    vector farthest, in cosine distance, from everything chosen so far. Positions in `rows`."""
+    rows = np.arange(len(vecs)) if rows is None else rows
+
+    def distance(v: np.ndarray) -> np.ndarray:
+        v = f32(v)
+        return np.concatenate([1.0 - f32(vecs[rows[s : s + SEARCH_BATCH]]) @ v for s in range(0, len(rows), SEARCH_BATCH)])
+
     chosen = [0]
-    dist = 1.0 - vecs @ vecs[0]
-    while len(chosen) < min(k, len(vecs)):
+    dist = distance(vecs[rows[0]])
+    while len(chosen) < min(k, len(rows)):
         nxt = int(np.argmax(dist))
         chosen.append(nxt)
-        dist = np.minimum(dist, 1.0 - vecs @ vecs[nxt])
+        dist = np.minimum(dist, distance(vecs[rows[nxt]]))
     return sorted(chosen)
 
 
 def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: ReleaseIndex | None = None) -> tuple[Verdicts, dict[str, int], dict]:
     """Verdicts on every survivor of `screen` (a kept query has none), the topic of each kept
     query when topics were drawn, and the selection's counts. The parts' vectors are moved
-    into the ranked matrix (the parts keep their ids and scores)."""
+    into the ranked matrix, read one part at a time (the parts keep their ids and scores)."""
     ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, dtype=str)
     scores = np.concatenate([p.scores for p in parts]) if parts else np.zeros(0, dtype=np.int16)
     stats: dict = {}
@@ -160,34 +183,35 @@ def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: Release
     fresh = np.array([i not in released for i in ids.tolist()], dtype=bool)
     order = np.lexsort((ids, -scores.astype(np.int32), fresh))  # released first, then best score, then id
     ids, fresh, rank = ids[order].tolist(), fresh[order], np.argsort(order)
-    vecs, offset = np.empty((len(ids), parts[0].vectors.shape[1]), dtype=np.float32), 0
+    vecs, offset = None, 0
     for p in parts:  # each part's vectors move into the ranked matrix: one copy of them is held, not two
-        vecs[rank[offset : offset + len(p.ids)]] = p.vectors
-        offset, p.vectors = offset + len(p.ids), p.vectors[:0]
+        part = p.take_vectors()
+        vecs = np.empty((len(ids), part.shape[1]), dtype=np.float16) if vecs is None else vecs
+        vecs[rank[offset : offset + len(p.ids)]] = part
+        offset += len(p.ids)
 
     alive, dupes = within(vecs, cfg.dedup_threshold, index_spec(cfg), seed)
     for i, twin, sim in dupes:
         verdicts[ids[i]] = ("near_duplicate", f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {ids[twin]}")
     stats["near_duplicates"] = len(dupes)
     if release:
-        new = [int(i) for i in alive if fresh[i]]
-        dropped = set()
-        for m in release.nearest(vecs[new], cfg.dedup_threshold):
-            i = new[m.position]
-            dropped.add(i)
-            verdicts[ids[i]] = ("duplicate_of_release", f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}")
-        alive = np.array([i for i in alive if i not in dropped], dtype=np.int64)
+        new, dropped = alive[fresh[alive]], set()
+        for start in range(0, len(new), SEARCH_BATCH):  # batch by batch: vecs[new] whole would be a copy
+            for m in release.nearest(vecs[new[start : start + SEARCH_BATCH]], cfg.dedup_threshold):
+                i = int(new[start + m.position])
+                dropped.add(i)
+                verdicts[ids[i]] = ("duplicate_of_release", f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}")
+        alive = np.array([i for i in alive.tolist() if i not in dropped], dtype=np.int64)
         stats["duplicates_of_release"] = len(dropped)
     labels: dict[str, int] = {}
     if cfg.target_size and len(alive) > cfg.target_size:
-        sub = vecs[alive]
         if cfg.selection == "k_center":
-            keep = set(k_center(sub, cfg.target_size))
+            keep = set(k_center(vecs, cfg.target_size, alive))
             detail = f"k-center selection kept {len(keep)} of {len(alive)} (target_size={cfg.target_size})"
             verdicts.update({ids[i]: ("not_selected", detail) for pos, i in enumerate(alive) if pos not in keep})
             alive = alive[sorted(keep)]
         else:
-            topic = topics(sub, cfg.target_size, seed)
+            topic = topics(vecs, cfg.target_size, seed, alive)
             stats["topic_sizes"] = {str(k): v for k, v in sorted(Counter(map(int, topic)).items())}
             best: dict[int, int] = {}
             for pos, label in enumerate(topic.tolist()):  # ranked: the first seen is the best
@@ -253,7 +277,7 @@ def decide_shards(lake_url: str, cfg: FactoryConfig, manifests: list[dict], path
     and detail of each rejected query, topic of each kept one that has a topic), then the pointer
     to them with the counts (`current.json`, last): a killed run leaves the old pointer."""
     lake = Lake(lake_url)
-    parts = [Screened.from_bytes(lake.fs.cat_file(p)) for p in paths]
+    parts = [Screened.read(lake, p) for p in paths]
     verdicts, labels, stats = decide(parts, cfg.curate, cfg.seed, release_index(lake, cfg))
     for m, part in zip(manifests, parts):
         mine = {**part.verdicts, **{i: verdicts[i] for i in part.ids.tolist() if i in verdicts}}
@@ -280,7 +304,9 @@ def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, di
     if remote:
         import ray
 
-        stats = ray.get(ray.remote(decide_shards).options(num_cpus=1).remote(lake.url, cfg, manifests, paths, fp))
+        # max_calls=1: its worker exits after it, so the memory of every survivor's vector goes
+        # back to the node instead of staying with an idle worker through the stages after it
+        stats = ray.get(ray.remote(num_cpus=1, max_calls=1)(decide_shards).remote(lake.url, cfg, manifests, paths, fp))
     else:
         stats = decide_shards(lake.url, cfg, manifests, paths, fp)
     lake.prune_folder(f"{FOLDER}/screened", {p.rsplit("/", 1)[-1] for p in paths})

@@ -151,3 +151,29 @@ def test_unsafe_queries_are_dropped_with_their_categories():
     res = select(pa.Table.from_pylist(rows, schema=CURATED), CurateConfig(dedup_threshold=0.9), "bundled", 0)
     unsafe = [r for r in res.rejected.to_pylist() if r["reason"] == "unsafe"]
     assert [(r["record_id"], r["detail"]) for r in unsafe] == [("q2", "moderation: privacy")]
+
+
+def test_the_decision_holds_float16_and_reads_older_float32_files(lake_dir):
+    """Screened vectors are written as float16 (half the lake and the decision's memory) and
+    read one part at a time; a file an earlier version wrote in float32 is read as float16
+    and decided the same."""
+    import numpy as np
+
+    from synthq.tasks.core.lake import Lake
+    from synthq.tasks.curate.select import Screened, decide, screen
+
+    lake, cfg = Lake(lake_dir), CurateConfig(dedup_threshold=0.9, target_size=3)
+    fresh = screen(_table(), cfg, "bundled")
+    assert fresh.vectors.dtype == np.float16
+    expected = fresh.vectors.copy()
+    old = Screened(fresh.ids, fresh.scores, fresh.vectors.astype(np.float32), dict(fresh.verdicts))
+    for name, part in (("new", fresh), ("old", old)):
+        lake.write_bytes(lake.path("screened", f"{name}.npz"), part.to_bytes())
+    read = Screened.read(lake, lake.path("screened", "old.npz"))
+    assert read.load is not None and read.ids.tolist() == fresh.ids.tolist()
+    assert decide([read], cfg, 0) == decide([Screened.read(lake, lake.path("screened", "new.npz"))], cfg, 0) == decide([fresh], cfg, 0)
+    assert read.load is None and len(read.vectors) == 0  # handed over to the decision
+    again = Screened.read(lake, lake.path("screened", "old.npz")).take_vectors()
+    assert again.dtype == np.float16 and np.array_equal(again, expected)
+    picked = decide([Screened.read(lake, lake.path("screened", "new.npz"))], cfg.model_copy(update={"selection": "k_center"}), 0)
+    assert picked[2]["kept"] == 3
