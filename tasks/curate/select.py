@@ -13,8 +13,8 @@ It runs in three steps, so no process holds the scored rows, only one vector per
 - `screen`, per scored shard (Ray tasks): the checks of one row alone (score, moderation,
   benchmarks) and the survivors' query embeddings, kept in the lake (`indexes/curate`);
 - `decide`, once (one Ray task): ranking, dedup and the target size over the survivors' ids,
-  scores and vectors (float16: 0.75 KB per query; compared in float32 block by block, never
-  copied whole); the verdicts are written per scored shard;
+  scores and vectors (float16: 0.75 KB per query; compared in float32 block by block; only
+  k-center selection holds its candidates in float32); the verdicts are written per scored shard;
 - the `curated` stage, per scored shard: its rows with their verdicts, kept or rejected.
 """
 
@@ -145,19 +145,15 @@ def topics(vecs: np.ndarray, k: int, seed: int, rows: np.ndarray | None = None) 
 
 def k_center(vecs: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[int]:
     """k-center greedy (DiverseEvol): from the first (best-ranked) vector, keep adding the
-    vector farthest, in cosine distance, from everything chosen so far. Positions in `rows`."""
-    rows = np.arange(len(vecs)) if rows is None else rows
-
-    def distance(v: np.ndarray) -> np.ndarray:
-        v = f32(v)
-        return np.concatenate([1.0 - f32(vecs[rows[s : s + SEARCH_BATCH]]) @ v for s in range(0, len(rows), SEARCH_BATCH)])
-
+    vector farthest, in cosine distance, from everything chosen so far. Positions in `rows`,
+    whose vectors it holds in float32: its k passes over them would cast them k times."""
+    sub = f32(vecs if rows is None else vecs[rows])
     chosen = [0]
-    dist = distance(vecs[rows[0]])
-    while len(chosen) < min(k, len(rows)):
+    dist = 1.0 - sub @ sub[0]
+    while len(chosen) < min(k, len(sub)):
         nxt = int(np.argmax(dist))
         chosen.append(nxt)
-        dist = np.minimum(dist, distance(vecs[rows[nxt]]))
+        dist = np.minimum(dist, 1.0 - sub @ sub[nxt])
     return sorted(chosen)
 
 
