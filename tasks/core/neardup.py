@@ -227,15 +227,18 @@ class ReleaseIndex:
         self._load()
         return set(self._ids or ())
 
-    def nearest(self, vecs: np.ndarray, threshold: float) -> list[ReleaseMatch]:
-        """For each vector within `threshold` of a released row, that row (its best match)."""
+    def nearest(self, vecs: np.ndarray, threshold: float, rows: np.ndarray | None = None) -> list[ReleaseMatch]:
+        """For each vector (each of `rows` of them, gathered batch by batch: no copy of them
+        all) within `threshold` of a released row, that row (its best match); positions count
+        in `rows` when given."""
         self._load()
-        if self._index is None or len(vecs) == 0:
+        rows = np.arange(len(vecs)) if rows is None else rows
+        if self._index is None or len(rows) == 0:
             return []
         self._check(vecs.shape[1])
         matches = []
-        for start in range(0, len(vecs), SEARCH_BATCH):
-            sims, pos = self._index.search(f32(vecs[start : start + SEARCH_BATCH]), 1)
+        for start in range(0, len(rows), SEARCH_BATCH):
+            sims, pos = self._index.search(f32(vecs[rows[start : start + SEARCH_BATCH]]), 1)
             for k in np.flatnonzero(sims[:, 0] >= threshold):
                 p = int(pos[k, 0])
                 matches.append(ReleaseMatch(start + int(k), self._ids[p], int(self._versions[p]), float(sims[k, 0])))

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.embeddings import embed
 from synthq.tasks.core.lake import Lake, StageResult
-from synthq.tasks.core.neardup import SEARCH_BATCH, ReleaseIndex, f32, index_spec, kmeans, nearest_centroids, release_index, within
+from synthq.tasks.core.neardup import ReleaseIndex, f32, index_spec, kmeans, nearest_centroids, release_index, within
 from synthq.tasks.core.parallel import run_each
 from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
 from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
@@ -192,11 +192,10 @@ def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: Release
     stats["near_duplicates"] = len(dupes)
     if release:
         new, dropped = alive[fresh[alive]], set()
-        for start in range(0, len(new), SEARCH_BATCH):  # batch by batch: vecs[new] whole would be a copy
-            for m in release.nearest(vecs[new[start : start + SEARCH_BATCH]], cfg.dedup_threshold):
-                i = int(new[start + m.position])
-                dropped.add(i)
-                verdicts[ids[i]] = ("duplicate_of_release", f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}")
+        for m in release.nearest(vecs, cfg.dedup_threshold, rows=new):
+            i = int(new[m.position])
+            dropped.add(i)
+            verdicts[ids[i]] = ("duplicate_of_release", f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}")
         alive = np.array([i for i in alive.tolist() if i not in dropped], dtype=np.int64)
         stats["duplicates_of_release"] = len(dropped)
     labels: dict[str, int] = {}
