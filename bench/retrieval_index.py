@@ -8,13 +8,21 @@ Baseline, measured in the same run: the flat (exact) index over the same vectors
 recall@1 the build measures itself (nearest other document, index vs exact) and the queries'
 recall@1 of their target through each index.
 
-    .venv/bin/python bench/retrieval_index.py [--docs 200000] [--shard 10000] [--queries 1000]
+Then what a node holds when `--workers` attribution workers load the index at once and search
+it, each in its own process as Ray's workers are: the stage's `load_index` (memory-mapped:
+the workers share the file's pages, the ids an Arrow array) against the baseline of each
+worker deserializing the index into its own memory with a Python string per id, as the stage
+did before, measured in the same run. A seed shard loads the index in its
+`prepare`, so the load time is paid once per shard.
+
+    .venv/bin/python bench/retrieval_index.py [--docs 200000] [--shard 10000] [--queries 1000] [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing
 import resource
 import tempfile
 import time
@@ -69,6 +77,57 @@ def measure(lake: Lake, kind: str, args, queries: np.ndarray, targets: np.ndarra
             "target_recall": float(np.mean(found == targets))}
 
 
+def _status() -> dict[str, float]:
+    """This process's private (anonymous) and file-backed resident memory, MiB."""
+    with open("/proc/self/status") as f:
+        return {k: int(v.split()[0]) / 1024 for k, v in (line.split(":", 1) for line in f) if k in ("RssAnon", "RssFile")}
+
+
+def _worker(lake_url: str, how: str, queries: np.ndarray, out) -> None:
+    """One attribution worker: load the index and its ids as `how` says, search every query,
+    report what that added to its memory (the libraries are imported before it is measured)."""
+    import json
+
+    import faiss
+    import pyarrow.parquet as pq
+
+    lake = Lake(lake_url)
+    folder = lake.path("indexes/documents")
+    info = json.loads(lake.fs.cat_file(f"{folder}/index.json"))
+    dense_search(faiss.IndexFlatIP(queries.shape[1]), queries[:1], 1)
+    before = _status()
+    start = time.perf_counter()
+    if how == "mapped":
+        index, _ = load_index(lake)
+    else:  # the baseline: the index and a Python string per id in the worker's own memory
+        index = faiss.deserialize_index(np.frombuffer(lake.fs.cat_file(f"{folder}/index.faiss"), dtype=np.uint8))
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = info["nprobe"]
+        _ = pq.read_table(f"{folder}/ids.parquet", filesystem=lake.fs).column("id").to_pylist()
+    loaded = time.perf_counter() - start
+    dense_search(index, queries, 1)
+    after = _status()
+    out.put({"load_s": loaded, "anon": after["RssAnon"] - before["RssAnon"], "file": after["RssFile"] - before["RssFile"]})
+
+
+def node_memory(lake: Lake, workers: int, queries: np.ndarray) -> dict[str, dict]:
+    """Per way of loading: the mean load time, each worker's private MiB, and the node's MiB
+    (every worker's private memory plus the file pages they share, counted once)."""
+    ctx = multiprocessing.get_context("spawn")
+    out = {}
+    for how in ("in memory", "mapped"):
+        results = ctx.Queue()
+        procs = [ctx.Process(target=_worker, args=(lake.url, how, queries, results)) for _ in range(workers)]
+        for p in procs:
+            p.start()
+        got = [results.get(timeout=600) for _ in procs]
+        for p in procs:
+            p.join()
+        out[how] = {"load_s": float(np.mean([g["load_s"] for g in got])), "private": max(g["anon"] for g in got),
+                    "node": sum(g["anon"] for g in got) + max(g["file"] for g in got)}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=200_000)
@@ -76,6 +135,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1_000)
     ap.add_argument("--nprobe", type=int, default=IndexConfig().nprobe)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2, help="attribution workers loading the index at once (processes)")
     args = smoke.parse(ap, docs=3_000, shard=1_000, queries=200)
     vecs, _ = corpus(args.docs, max(100, args.docs // 200), 0.0, args.seed)
     queries, targets = queries_for(vecs, args.queries, args.seed + 1)
@@ -84,7 +144,9 @@ def main() -> None:
         write_corpus(lake, vecs, args.shard)
         del vecs
         flat = measure(lake, "flat", args, queries, targets)
+        flat["node"] = node_memory(lake, args.workers, queries)
         ivf = measure(lake, "ivf", args, queries, targets)
+        ivf["node"] = node_memory(lake, args.workers, queries)
     print(f"{args.docs:,} documents in {-(-args.docs // args.shard)} shards, {args.queries:,} queries; "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print("| index | build s | size MB | search ms/query | recall@1 of the target | recall@1 vs exact (build) |")
@@ -94,6 +156,17 @@ def main() -> None:
               f"{r.get('recall_at_1', 1.0):.3f} |")
     print(f"ratio ivf / flat: size {ivf['bytes'] / flat['bytes']:.2f}, search time {ivf['search_ms'] / flat['search_ms']:.2f}, "
           f"target recall {ivf['target_recall'] / max(flat['target_recall'], 1e-9):.3f}")
+    print(f"\n{args.workers} attribution workers loading the index at once, each in its own process "
+          "(private: a worker's own memory after loading and searching; node: every worker's private memory plus the shared file pages once)")
+    print("| index | loaded | load s per shard | private MiB per worker | node MiB |")
+    print("|---|---|---|---|---|")
+    for name, r in (("flat", flat), ("ivf", ivf)):
+        for how, m in r["node"].items():
+            print(f"| {name} | {how} | {m['load_s']:.3f} | {m['private']:.1f} | {m['node']:.1f} |")
+    for name, r in (("flat", flat), ("ivf", ivf)):
+        base, now = r["node"]["in memory"], r["node"]["mapped"]
+        print(f"ratio mapped / in memory ({name}): node memory {now['node'] / max(base['node'], 1e-9):.2f}, "
+              f"private per worker {now['private'] / max(base['private'], 1e-9):.2f}, load time {now['load_s'] / max(base['load_s'], 1e-9):.2f}")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def corpus_documents(ctx: StageContext, pairs: list, queries: list[str], mode: s
             continue
         row, rank_score = ranked[0]
         cos = dict(near).get(row)
-        found.add(pair, ids[row], cosine(index, row, qvec) if cos is None else cos, rank_score,
+        found.add(pair, ids[row].as_py(), cosine(index, row, qvec) if cos is None else cos, rank_score,
                   {"retrieval": mode, "retrieval_provider": PROVIDERS[mode], "retrieval_query": query})
     return found
 

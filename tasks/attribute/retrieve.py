@@ -6,8 +6,9 @@ per-shard vectors kept beside it: only documents shards not embedded before are 
 Ray tasks in a run (each takes a GPU when the cluster has one free). The build reads one
 shard's vectors at a time; a flat index holds every vector (exact), an IVF index 8-bit ones
 searched in `nprobe` of its lists, with its recall@1 against exact search measured at each
-build (`attribute.index`). The BM25 index (`synthq.tasks.attribute.lexical`) is built beside it
-when the retrieval mode uses words.
+build (`attribute.index`). Seed shards memory-map it (`load_index`): the workers of a node
+share its pages instead of holding a copy each. The BM25 index
+(`synthq.tasks.attribute.lexical`) is built beside it when the retrieval mode uses words.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import json
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synthq.tasks.attribute import lexical
 from synthq.tasks.core.attribute_config import IndexConfig
 from synthq.tasks.core.embeddings import dimension, passages
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import nlist_for, trained_ivf
+from synthq.tasks.core.neardup import mapped_index, nlist_for, trained_ivf
 from synthq.tasks.core.doc_vectors import VECTORS_DIR, embed_missing, read_vectors
 
 INDEX_DIR = "indexes/documents"
@@ -107,17 +109,16 @@ def recall_at_1(lake: Lake, paths: list[str], index: faiss.Index, rows: np.ndarr
     return float(np.mean(picked >= best - 1e-5)), len(rows)
 
 
-def load_index(lake: Lake) -> tuple[faiss.Index, list[str]]:
-    raw = lake.fs.cat_file(lake.path(INDEX_DIR, "index.faiss"))
-    index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
-    if lake.exists(INDEX_DIR, "index.json"):
-        info = json.loads(lake.fs.cat_file(lake.path(INDEX_DIR, "index.json")))
-        if info.get("kind") == "ivf" and info.get("documents"):
-            faiss.extract_index_ivf(index).nprobe = info["nprobe"]
+def load_index(lake: Lake) -> tuple[faiss.Index, pa.StringArray]:
+    """The index, memory-mapped (the seed shards of a node share one copy of it, and a shard
+    reads none of it until it searches), and the document id of each of its rows."""
+    info = json.loads(lake.fs.cat_file(lake.path(INDEX_DIR, "index.json"))) if lake.exists(INDEX_DIR, "index.json") else {}
+    ivf = info.get("kind") == "ivf" and bool(info.get("documents"))
+    index = mapped_index(lake, lake.path(INDEX_DIR, "index.faiss"), ivf)
+    if ivf:
+        faiss.extract_index_ivf(index).nprobe = info["nprobe"]
     with lake.fs.open(lake.path(INDEX_DIR, "ids.parquet"), "rb") as f:
-        import pyarrow.parquet as pq
-
-        ids = pq.read_table(f).column("id").to_pylist()
+        ids = pq.read_table(f).column("id").combine_chunks()  # 20 bytes per document, not a Python string each
     return index, ids
 
 

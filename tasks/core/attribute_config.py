@@ -66,7 +66,7 @@ class IndexConfig(Section):
     """The dense retrieval index over the documents (FAISS, inner product of unit vectors)."""
 
     kind: Literal["auto", "flat", "ivf"] = Field(
-        "auto", description="flat: exact search, 1.5 KB per document (384-dim float32) in every attribution worker; "
+        "auto", description="flat: exact search, 1.5 KB per document (384-dim float32), memory-mapped by the attribution workers (one copy per node); "
         "ivf: inverted lists of 8-bit vectors (IVF, SQ8), about 0.4 KB per document and searched in a small part, "
         "approximate (its recall@1 against exact search is measured at each build and logged); auto: flat up to "
         "`ivf_above` documents, ivf past it.",

@@ -7,10 +7,18 @@ benchmarks), so each reads them the same way.
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 
 import fsspec
 
 from synthq.tasks.core.errors import InputError
+
+
+def cache_dir() -> Path:
+    """This node's cache folder (`SYNTHQ_CACHE`, default ~/.cache/synthq): the bundled model,
+    node-local copies of indexes kept in a remote lake."""
+    return Path(os.environ.get("SYNTHQ_CACHE", Path.home() / ".cache" / "synthq"))
 
 
 def list_files(source: str, hint: str) -> tuple[fsspec.AbstractFileSystem, dict[str, dict]]:

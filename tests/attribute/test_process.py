@@ -123,7 +123,7 @@ def test_the_index_embeds_each_documents_shard_once(tmp_path, monkeypatch):
     assert build_index(lake, "bundled")["documents"] == 2 and embedded == [2, 1, 1]
     assert len(lake.fs.ls(lake.path(doc_vectors.VECTORS_DIR))) == 2
     index, ids = retrieve.load_index(lake)
-    assert ids == ["01", "16"] and index.ntotal == 2
+    assert ids.to_pylist() == ["01", "16"] and index.ntotal == 2
     fresh = real(retrieve.passages(lake.read("documents")), "bundled")
     assert np.allclose(np.stack([index.reconstruct(i) for i in range(2)]), fresh, atol=1e-5)
 
@@ -142,4 +142,4 @@ def test_a_run_embeds_new_shards_in_ray_tasks(tmp_path, monkeypatch, ray_local):
     assert build_index(lake, "bundled", remote=True)["documents"] == 3 and here == []
     index, ids = retrieve.load_index(lake)
     fresh = real(retrieve.passages(lake.read("documents")), "bundled")
-    assert ids == ["01", "05", "16"] and np.allclose(np.stack([index.reconstruct(i) for i in range(3)]), fresh, atol=1e-5)
+    assert ids.to_pylist() == ["01", "05", "16"] and np.allclose(np.stack([index.reconstruct(i) for i in range(3)]), fresh, atol=1e-5)

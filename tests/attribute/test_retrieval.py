@@ -10,6 +10,7 @@ from synthq.tasks.core.config import AttributeConfig, FactoryConfig
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.lake import Lake
 from tests.attribute.retrieval_set import DOCUMENTS, QUERIES, evaluate
+from tests.core.test_neardup import mapped
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +79,36 @@ def test_an_ivf_index_finds_what_the_flat_one_finds_and_reports_its_recall(tmp_p
     lake = Lake(lake_dir)
     info = json.loads(lake.fs.cat_file(lake.path(INDEX_DIR, "index.json")))
     index, _ = load_index(lake)
-    assert info["kind"] == "ivf" and info["nlist"] == 4 and index.nprobe == 4, info
+    assert info["kind"] == "ivf" and info["nlist"] == 4 and index.nprobe == 4 and mapped(index), info
     assert info["recall_sample"] == len(DOCUMENTS) and info["recall_at_1"] >= 0.95, info  # every list searched
     assert recall["dense"] >= 0.95, recall
+
+
+def test_the_index_of_a_remote_lake_is_searched_from_one_copy_per_node(recall_lake, tmp_path, monkeypatch):
+    """Every seed shard loads the index: from the local lake it is memory-mapped where it lies;
+    from another filesystem it is copied once into the node's cache and mapped from there (the
+    shards of a node share the pages), and a rebuilt index replaces the copy."""
+    import numpy as np
+
+    from synthq.tasks.attribute.retrieve import INDEX_DIR
+    from synthq.tasks.core.embeddings import embed
+
+    monkeypatch.setenv("SYNTHQ_CACHE", str(tmp_path / "cache"))
+    local = Lake(recall_lake[0])
+    remote = Lake(f"memory://remote-{tmp_path.name}")
+    for name in ("index.faiss", "ids.parquet", "index.json"):
+        remote.write_bytes(remote.path(INDEX_DIR, name), local.fs.cat_file(local.path(INDEX_DIR, name)))
+    (here, here_ids), (there, there_ids) = load_index(local), load_index(remote)
+    assert mapped(here) and mapped(there) and here_ids.to_pylist() == there_ids.to_pylist() == [k for k, _, _ in DOCUMENTS]
+    qvecs = embed([text for _, text in QUERIES[:8]], "bundled")
+    assert np.array_equal(here.search(qvecs, 3)[1], there.search(qvecs, 3)[1])
+    copies = lambda: sorted(p.name for p in (tmp_path / "cache" / "indexes").iterdir())  # noqa: E731
+    first = copies()
+    load_index(remote)
+    assert len(first) == 1 and copies() == first  # the second shard maps the same copy
+    remote.write_bytes(remote.path(INDEX_DIR, "index.faiss"), local.fs.cat_file(local.path(INDEX_DIR, "index.faiss")))
+    again, _ = load_index(remote)
+    assert len(copies()) == 1 and copies() != first and np.array_equal(again.search(qvecs, 3)[1], here.search(qvecs, 3)[1])
 
 
 def test_recall_at_1_counts_what_a_narrow_ivf_search_misses():

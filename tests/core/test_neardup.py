@@ -11,6 +11,16 @@ DIM = 64
 EXACT = IndexSpec(threshold=10**9, nprobe=1)
 
 
+def mapped(index) -> bool:
+    """Whether FAISS searches the index where it lies in its file (memory-mapped) instead of a copy."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        lists = faiss.downcast_InvertedLists(index.invlists)
+        return isinstance(lists, faiss.OnDiskInvertedLists) and lists.read_only
+    return not index.codes.is_owned
+
+
 def clustered(n: int, dup_share: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Topic-clustered unit vectors; returns them and the rows planted as near-copies of others."""
     rng = np.random.default_rng(seed)
@@ -85,11 +95,17 @@ def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
     assert index.meta["kind"] == "ivf" and index.versions == [1, 2]
 
     reopened = ReleaseIndex(lake, "ds", spec, "emb")
-    assert reopened.meta["count"] == 5_000 and len(reopened.ids()) == 5_000
+    assert reopened.meta["count"] == 5_000
+    assert reopened.released(["a0", "a1999", "b2999", "again", "c0"]).tolist() == [True, True, True, False, False]
     probe = vecs[[10, 4_000]] + 0.01
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
     found = {(m.position, m.release_id, m.version) for m in reopened.nearest(probe, 0.9)}
     assert found == {(0, "a10", 1), (1, "b2000", 2)}
+    assert mapped(reopened._index)  # searched where it lies: no copy in the process
+    # adding to a mapped index would abort the process: the index is read into memory first
+    reopened.add(3, ["c0"], probe[:1])
+    assert not mapped(reopened._index) and reopened._index.ntotal == 5_001
+    assert ReleaseIndex(lake, "ds", spec, "emb").released(["c0"]).tolist() == [True]
 
 
 def test_release_index_refuses_another_embedder_and_heals_a_torn_write(tmp_path):
@@ -108,4 +124,4 @@ def test_release_index_refuses_another_embedder_and_heals_a_torn_write(tmp_path)
     assert [m.release_id for m in index.nearest(vecs[5:6], 0.99)] == ["a5"]
     index.add(2, ["b0"], vecs[:1])
     again = ReleaseIndex(lake, "ds", EXACT, "emb")
-    assert len(again.ids()) == 301 and again._index.ntotal == 301
+    assert again.released(["a0", "a299", "b0"]).all() and again._index.ntotal == 301 and mapped(again._index)
