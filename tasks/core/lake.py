@@ -24,6 +24,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import IO, Callable
 
 import fsspec
 import pyarrow as pa
@@ -66,11 +67,16 @@ class Lake:
     # -- writing -----------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write a file atomically: a temp file beside it, then a rename."""
+        self.write_with(path, lambda f: f.write(data))
+
+    def write_with(self, path: str, write: Callable[[IO[bytes]], object]) -> None:
+        """Write a file atomically, `write` streaming it into the open temp file beside it (so
+        a large file is never held whole in memory), then a rename."""
         parent = path.rsplit("/", 1)[0]
         self.fs.makedirs(parent, exist_ok=True)
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
         with self.fs.open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
         self.fs.mv(tmp, path)
 
     def write_table(self, path: str, tbl: pa.Table, row_group_size: int | None = None) -> str:

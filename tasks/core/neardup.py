@@ -124,17 +124,22 @@ def trained_ivf(dim: int, nlist: int, sample: np.ndarray, nprobe: int, encoding:
     return index
 
 
-def build_index(vecs: np.ndarray, spec: IndexSpec, seed: int = 0) -> faiss.Index:
-    """A flat (exact) index for small sets, an IVF index past spec.threshold; vectors added."""
-    dim = vecs.shape[1]
-    if len(vecs) < spec.threshold:
+def build_index(parts: list[np.ndarray], spec: IndexSpec, seed: int = 0) -> faiss.Index:
+    """A flat (exact) index for small sets, an IVF index past spec.threshold, over the rows of
+    `parts` in order (arrays or memory-mapped files: trained on a sample, filled part by part,
+    never concatenated)."""
+    total, dim = sum(len(p) for p in parts), parts[0].shape[1]
+    if total < spec.threshold:
         index = faiss.IndexFlatIP(dim)
     else:
-        nlist = nlist_for(len(vecs))
-        rng = np.random.default_rng(seed)
-        index = trained_ivf(dim, nlist, f32(vecs[rng.choice(len(vecs), size=min(len(vecs), 64 * nlist), replace=False)]), spec.nprobe, seed=seed)
-    for start in range(0, len(vecs), SEARCH_BATCH * 8):
-        index.add(f32(vecs[start : start + SEARCH_BATCH * 8]))
+        nlist = nlist_for(total)
+        rows = np.sort(np.random.default_rng(seed).choice(total, size=min(total, 64 * nlist), replace=False))
+        offsets = np.cumsum([0] + [len(p) for p in parts])
+        sample = np.concatenate([f32(p[rows[(rows >= lo) & (rows < hi)] - lo]) for p, lo, hi in zip(parts, offsets, offsets[1:])])
+        index = trained_ivf(dim, nlist, sample, spec.nprobe, seed=seed)
+    for part in parts:
+        for start in range(0, len(part), SEARCH_BATCH * 8):
+            index.add(f32(part[start : start + SEARCH_BATCH * 8]))
     return index
 
 
@@ -240,7 +245,11 @@ class ReleaseIndex:
         return f"{self.name}:{','.join(map(str, self.versions))}:{self.meta['count']}"
 
     def _vectors(self, version: int) -> np.ndarray:
-        return np.load(io.BytesIO(self.lake.fs.cat_file(f"{self.folder}/vectors-v{version}.npy")))
+        """A version's vectors: memory-mapped from a local lake, read whole from another."""
+        path = f"{self.folder}/vectors-v{version}.npy"
+        if isinstance(self.lake.fs, LocalFileSystem):
+            return np.load(path, mmap_mode="r")
+        return np.load(io.BytesIO(self.lake.fs.cat_file(path)))
 
     def _load(self, writable: bool = False) -> None:
         """The ids and versions of the indexed rows and the index: memory-mapped for searching,
@@ -262,14 +271,15 @@ class ReleaseIndex:
             self._index = mapped_index(self.lake, path, ivf)
         self._mapped = not writable
         if self._index.ntotal != self.meta["count"]:  # a publish stopped between the two writes
-            self._index, self._mapped = build_index(np.concatenate([self._vectors(v) for v in self.versions]), self.spec), False
+            self._index, self._mapped = build_index([self._vectors(v) for v in self.versions], self.spec), False
         if isinstance(self._index, faiss.IndexIVF):
             self._index.nprobe = min(self.spec.nprobe, self._index.nlist)
 
-    def released(self, ids: list[str]) -> np.ndarray:
+    def released(self, ids: list[str] | pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Whether each id is a released row's."""
         self._load()
-        return pc.is_in(pa.array(ids, pa.string()), value_set=self._ids).to_numpy(zero_copy_only=False)
+        ids = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(ids, pa.string())
+        return np.asarray(pc.is_in(ids, value_set=self._ids), dtype=bool)
 
     def nearest(self, vecs: np.ndarray, threshold: float, rows: np.ndarray | None = None) -> list[ReleaseMatch]:
         """For each vector (each of `rows` of them, gathered batch by batch: no copy of them
@@ -296,34 +306,32 @@ class ReleaseIndex:
                 f"Use the same embedder, or delete {self.folder} and publish again to rebuild it."
             )
 
-    def add(self, version: int, ids: list[str], vecs: np.ndarray) -> None:
+    def add(self, version: int, ids: list[str] | pa.Array, vecs: np.ndarray) -> None:
         """Index the rows a release version added (idempotent per version)."""
         if version in self.meta["versions"]:
             return
         self._load(writable=True)
         self._check(vecs.shape[1])
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
-        buf = io.BytesIO()
-        np.save(buf, vecs)
-        self.lake.write_bytes(f"{self.folder}/vectors-v{version}.npy", buf.getvalue())
-        self.lake.write_table(f"{self.folder}/ids-v{version}.parquet", pa.table({"id": pa.array(ids, pa.string())}))
+        ids = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
+        self.lake.write_with(f"{self.folder}/vectors-v{version}.npy", lambda f: np.save(f, vecs))
+        self.lake.write_table(f"{self.folder}/ids-v{version}.parquet", pa.table({"id": ids}))
         count = self.meta["count"] + len(ids)
         retrain = self._index is None or (
             count >= self.spec.threshold and (self.meta["kind"] == "flat" or count >= 8 * self.meta["trained_on"])
         )
         if retrain:  # first version, crossing into IVF, or grown 8x since the IVF was trained
-            everything = np.concatenate([self._vectors(v) for v in self.versions] + [vecs]) if self.versions else vecs
-            self._index, self._mapped = build_index(everything, self.spec), False
+            self._index, self._mapped = build_index([self._vectors(v) for v in self.versions] + [vecs], self.spec), False
             kind, trained_on = ("ivf", count) if isinstance(self._index, faiss.IndexIVF) else ("flat", 0)
         else:
             self._index.add(vecs)
             kind, trained_on = self.meta["kind"], self.meta["trained_on"]
-        self.lake.write_bytes(f"{self.folder}/index.faiss", faiss.serialize_index(self._index).tobytes())
+        self.lake.write_with(f"{self.folder}/index.faiss", lambda f: faiss.write_index(self._index, faiss.PyCallbackIOWriter(f.write)))
         self.meta = {
             "versions": self.versions + [version], "count": count, "kind": kind, "trained_on": trained_on,
             "embedder": self.embedder, "dim": int(vecs.shape[1]),
         }
-        self._ids = pa.concat_arrays([self._ids, pa.array(ids, pa.string())])
+        self._ids = pa.concat_arrays([self._ids, ids])
         self._versions = np.concatenate([self._versions, np.full(len(ids), version, dtype=np.int32)])
         # index.json last: a crash before it leaves the version unindexed, and the next publish redoes it
         self.lake.write_bytes(f"{self.folder}/index.json", json.dumps(self.meta, indent=2).encode())

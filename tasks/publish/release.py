@@ -22,12 +22,14 @@ from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
 from synthq.tasks.core.errors import LakeError
-from synthq.tasks.core.embeddings import embed
+from synthq.tasks.core.embeddings import dimension, embed
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import ReleaseIndex
 from synthq.tasks.core.records import PAIRS, SFT
@@ -91,8 +93,8 @@ class QueryTally:
     """What a release's stats say of its queries, gathered part by part."""
 
     count_tokens: Callable[[str], int] | None = None
-    ids: set = field(default_factory=set)
-    documents: set = field(default_factory=set)
+    ids: list = field(default_factory=list)  # each part's ids, Arrow: 20 bytes a row, not a Python string in a set
+    documents: list = field(default_factory=list)  # each part's distinct document ids, Arrow
     hosts: Counter = field(default_factory=Counter)
     models: set = field(default_factory=set)
     prompt_versions: set = field(default_factory=set)
@@ -103,8 +105,8 @@ class QueryTally:
     def __call__(self, parts: Tables) -> Iterator[pa.Table]:
         for tbl in _parts(parts):
             col = tbl.column
-            self.ids.update(col("id").to_pylist())
-            self.documents.update(col("document_id").to_pylist())
+            self.ids.append(pa.concat_arrays(col("id").chunks) if col("id").num_chunks else pa.array([], pa.string()))
+            self.documents.append(pc.unique(col("document_id")))
             self.hosts.update(urlsplit(u).hostname or "local files" for u in col("document_url").to_pylist())
             self.models.update(col("model").to_pylist())
             self.prompt_versions.update(col("prompt_version").to_pylist())
@@ -119,7 +121,7 @@ class QueryTally:
         return {
             "rows": rows,
             "bytes": num_bytes,
-            "documents": len(self.documents),
+            "documents": len(pc.unique(pa.chunked_array(self.documents, pa.string()))),
             "sources": {"sites": len(self.hosts), "top": dict(self.hosts.most_common(20))},
             "models": sorted(self.models),
             "prompt_versions": sorted(self.prompt_versions),
@@ -184,18 +186,38 @@ def head(lake: Lake, path: str, n: int) -> list[dict]:
         return next(pq.ParquetFile(f).iter_batches(batch_size=n), pa.RecordBatch.from_pylist([])).to_pylist()
 
 
+EMBED_BATCH = 8_192  # release rows read and embedded at a time by index_releases
+
+
 def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
     """Add to the release index every published version it lacks (their new rows only);
-    returns the rows embedded. Run after each publish; also rebuilds a deleted index."""
+    returns the rows embedded. Run after each publish; also rebuilds a deleted index. A
+    version's rows are read and embedded batch by batch: what is held is the new rows' ids
+    and vectors, not the rows."""
     added = 0
     for version in versions(lake, name):
         if version in index.versions:
             continue
-        rows = read_release(lake, name, version, ["id", "query"]).to_pylist()
-        new = [r for r, known in zip(rows, index.released([r["id"] for r in rows])) if not known]
-        index.add(version, [r["id"] for r in new], embed([r["query"] for r in new], index.embedder))
-        added += len(new)
+        with lake.fs.open(lake.path("releases", name, f"v{version}", "data", DATA_FILE), "rb") as f:
+            data = pq.ParquetFile(f)
+            vecs, ids, filled = None, [], 0
+            for batch in data.iter_batches(batch_size=EMBED_BATCH, columns=["id", "query"]):
+                new = batch.filter(pc.invert(pa.array(index.released(batch.column("id")))))
+                part = embed(new.column("query").to_pylist(), index.embedder)
+                if vecs is None:  # one matrix for the version's rows, filled batch by batch (rows never filled cost no memory)
+                    vecs = np.empty((data.metadata.num_rows, part.shape[1]), dtype=np.float32)
+                vecs[filled : filled + len(part)] = part
+                filled += len(part)
+                ids.append(new.column("id"))
+        ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+        index.add(version, ids, vecs[:filled] if vecs is not None else np.zeros((0, dimension(index.embedder)), dtype=np.float32))
+        added += filled
     return added
+
+
+def _outside(ids: pa.Array, others: pa.Array) -> int:
+    """How many of the (distinct) ids are not among the others."""
+    return len(ids) - (pc.sum(pc.is_in(ids, value_set=others)).as_py() or 0)
 
 
 def _record(path: Path, name: str, version: int, release_path: str, stats: dict) -> None:
@@ -248,8 +270,9 @@ def publish(
         lake.fs.rm(staging, recursive=True)
         raise LakeError("Nothing to publish: curation kept no instruction (see the curate report).")
     stats = tally.stats(stages, parent, num_bytes)
-    before = set(read_release(lake, name, parent, ["id"]).column("id").to_pylist()) if parent else set()
-    stats["since_parent"] = {"added": len(tally.ids - before), "removed": len(before - tally.ids)}
+    now = pc.unique(pa.chunked_array(tally.ids, pa.string()))
+    before = pc.unique(read_release(lake, name, parent, ["id"]).column("id")) if parent else pa.array([], pa.string())
+    stats["since_parent"] = {"added": _outside(now, before), "removed": _outside(before, now)}
     stats["code_version"] = code_version()
     stats["config_digest"] = config_digest
     stats["tokens"] = tally.tokens if count_tokens else None
