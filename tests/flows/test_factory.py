@@ -1,14 +1,24 @@
 """The whole factory on real Prefect, Ray, vLLM, FAISS and Parquet, on a slice of the sample."""
 
 import json
+import shutil
 
 import pyarrow.parquet as pq
 import pytest
 
 from synthq.tasks.core.config import load_config
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.sample import PAGES
 
 pytestmark = pytest.mark.slow
+
+# Six more pages than the shared subset: the bundled model's text depends on the CPU it runs on,
+# and on one CPU 5 of 6 documents' syntheses failed their schema and the one left its checks, so
+# nothing was curated to publish. Twelve documents keep a release within reach on any CPU.
+MORE_PAGES = [
+    "03-rust-ownership-borrowing.html", "07-beginner-marathon-plan.html", "13-how-vaccines-train-immunity.html",
+    "17-fix-leaky-faucet.html", "21-sleep-hygiene.html", "26-composting-at-home.html",
+]
 
 RELEASE_COLUMNS = {
     "id", "query", "scene", "query_compositions", "score_total", "document_id", "document_url",
@@ -26,6 +36,8 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     from synthq.flows.synthesize import synthesize_flow
 
     pages, seeds = sample_subset
+    for name in MORE_PAGES:
+        shutil.copy(PAGES / name, pages / name)
     cfg = load_config(None, {
         "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
         "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
@@ -47,7 +59,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert served["batches"] >= 2 * busy("demonstrations") + busy("instructions") + busy("scored")
 
     docs = lake.report("documents")
-    assert docs["kept"] == 6 and docs["reasons"] == {"too_short": 1, "duplicate": 1}
+    assert docs["kept"] == 12 and docs["reasons"] == {"too_short": 1, "duplicate": 1}
     demos = lake.report("demonstrations")
     assert demos["reasons"].get("bad_seed") == 2
     assert demos["kept"] + demos["rejected"] == 7  # 5 good seeds + 2 bad lines, none vanished
