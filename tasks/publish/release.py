@@ -105,7 +105,7 @@ class QueryTally:
     def __call__(self, parts: Tables) -> Iterator[pa.Table]:
         for tbl in _parts(parts):
             col = tbl.column
-            self.ids.append(pa.concat_arrays(col("id").chunks) if col("id").num_chunks else pa.array([], pa.string()))
+            self.ids.extend(col("id").chunks)
             self.documents.append(pc.unique(col("document_id")))
             self.hosts.update(urlsplit(u).hostname or "local files" for u in col("document_url").to_pylist())
             self.models.update(col("model").to_pylist())
@@ -175,8 +175,13 @@ class SubsetTally:
         }
 
 
+def release_data(lake: Lake, name: str, version: int) -> str:
+    """The path of a release version's data file."""
+    return lake.path("releases", name, f"v{version}", "data", DATA_FILE)
+
+
 def read_release(lake: Lake, name: str, version: int, columns: list[str] | None = None) -> pa.Table:
-    with lake.fs.open(lake.path("releases", name, f"v{version}", "data", DATA_FILE), "rb") as f:
+    with lake.fs.open(release_data(lake, name, version), "rb") as f:
         return pq.read_table(f, columns=columns)
 
 
@@ -198,19 +203,16 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
     for version in versions(lake, name):
         if version in index.versions:
             continue
-        with lake.fs.open(lake.path("releases", name, f"v{version}", "data", DATA_FILE), "rb") as f:
+        with lake.fs.open(release_data(lake, name, version), "rb") as f:
             data = pq.ParquetFile(f)
-            vecs, ids, filled = None, [], 0
+            # one matrix for the version's rows, filled batch by batch (rows never filled cost no memory)
+            vecs, ids, filled = np.empty((data.metadata.num_rows, dimension(index.embedder)), dtype=np.float32), [], 0
             for batch in data.iter_batches(batch_size=EMBED_BATCH, columns=["id", "query"]):
-                new = batch.filter(pc.invert(pa.array(index.released(batch.column("id")))))
-                part = embed(new.column("query").to_pylist(), index.embedder)
-                if vecs is None:  # one matrix for the version's rows, filled batch by batch (rows never filled cost no memory)
-                    vecs = np.empty((data.metadata.num_rows, part.shape[1]), dtype=np.float32)
-                vecs[filled : filled + len(part)] = part
-                filled += len(part)
+                new = batch.filter(pa.array(~index.released(batch.column("id"))))
+                vecs[filled : filled + new.num_rows] = embed(new.column("query").to_pylist(), index.embedder)
+                filled += new.num_rows
                 ids.append(new.column("id"))
-        ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
-        index.add(version, ids, vecs[:filled] if vecs is not None else np.zeros((0, dimension(index.embedder)), dtype=np.float32))
+        index.add(version, pa.concat_arrays(ids) if ids else pa.array([], pa.string()), vecs[:filled])
         added += filled
     return added
 
