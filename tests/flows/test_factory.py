@@ -73,9 +73,11 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
             assert "after one repair attempt" in row["detail"] and json.loads(row["record"])["attempts"] == 2
     llm = [m["stats"]["llm"] for m in lake.manifests("instructions") if "llm" in m["stats"]]
     assert sum(x["calls"] for x in llm) == instr["kept"] + instr["rejected"]
-    for dataset in ("demonstrations", "instructions", "scored"):  # every LLM stage counts its tokens
+    # every LLM stage counts its tokens. Each prompt carries a template of a few hundred tokens; an
+    # output may be longer than its prompt (the judge writes an analysis per criterion of a short query)
+    for dataset in ("demonstrations", "instructions", "scored"):
         used = [m["stats"]["llm"] for m in lake.manifests(dataset) if "llm" in m["stats"]]
-        assert used and all(x["output_tokens"] > 0 and x["prompt_tokens"] > x["output_tokens"] for x in used), dataset
+        assert used and all(x["output_tokens"] > 0 and x["prompt_tokens"] >= 100 * x["calls"] for x in used), (dataset, used)
     assert curated["kept"] + curated["rejected"] == scored["kept"]
     verdicts = lake.read("scored").column("moderation").to_pylist()
     assert verdicts and set(verdicts) <= {"safe", "unsafe"}  # moderation ran on the real engine
