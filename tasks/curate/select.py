@@ -308,6 +308,12 @@ def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, di
     return fp, stats
 
 
+def screened_files(lake: Lake, cfg: FactoryConfig) -> list[str]:
+    """The screened files of the current scored shards that are in the lake: every surviving
+    query's id and embedding, which publish indexes instead of embedding the queries again."""
+    return [p for p in (screened_path(lake, m, cfg) for m in lake.manifests("scored")) if lake.fs.exists(p)]
+
+
 def selection_info(lake: Lake) -> dict:
     """The current selection's fingerprint and counts (topic sizes, contamination hits), or {}."""
     path = lake.path(FOLDER, "selection", "current.json")

@@ -194,27 +194,45 @@ def head(lake: Lake, path: str, n: int) -> list[dict]:
 EMBED_BATCH = 8_192  # release rows read and embedded at a time by index_releases
 
 
-def index_releases(lake: Lake, name: str, index: ReleaseIndex) -> int:
-    """Add to the release index every published version it lacks (their new rows only);
-    returns the rows embedded. Run after each publish; also rebuilds a deleted index. A
-    version's rows are read and embedded batch by batch: what is held is the new rows' ids
-    and vectors, not the rows."""
-    added = 0
+def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[str] = ()) -> dict[str, int]:
+    """Add to the release index every published version it lacks (their new rows only).
+    Run after each publish; also rebuilds a deleted index. A new row's vector comes from
+    `known` when one of those files holds it (curation's screened files: ids and the vectors
+    `screen` computed with the same embedder), else it is embedded here, batch by batch.
+    What is held is the new rows' ids and vectors, never the rows. Returns the rows indexed
+    and, of them, the rows embedded."""
+    indexed = embedded = 0
     for version in versions(lake, name):
         if version in index.versions:
             continue
-        with lake.fs.open(release_data(lake, name, version), "rb") as f:
-            data = pq.ParquetFile(f)
-            # one matrix for the version's rows, filled batch by batch (rows never filled cost no memory)
-            vecs, ids, filled = np.empty((data.metadata.num_rows, dimension(index.embedder)), dtype=np.float32), [], 0
-            for batch in data.iter_batches(batch_size=EMBED_BATCH, columns=["id", "query"]):
-                new = batch.filter(pa.array(~index.released(batch.column("id"))))
-                vecs[filled : filled + new.num_rows] = embed(new.column("query").to_pylist(), index.embedder)
-                filled += new.num_rows
-                ids.append(new.column("id"))
-        index.add(version, pa.concat_arrays(ids) if ids else pa.array([], pa.string()), vecs[:filled])
-        added += filled
-    return added
+        ids = read_release(lake, name, version, ["id"]).column("id").combine_chunks()
+        ids = ids.filter(pa.array(~index.released(ids)))
+        vecs, found = None, np.zeros(len(ids), dtype=bool)
+        for path in known if len(ids) else ():  # one screened file at a time
+            with lake.fs.open(path, "rb") as f:
+                z = np.load(f)
+                pos = pc.index_in(pa.array(z["ids"], pa.string()), value_set=ids)
+                mine = np.asarray(pos.is_valid())
+                if mine.any():
+                    part = z["vectors"][mine]
+                    vecs = np.empty((len(ids), part.shape[1]), dtype=np.float32) if vecs is None else vecs
+                    at = pos.filter(pa.array(mine)).to_numpy()
+                    vecs[at], found[at] = part, True
+        if vecs is None:
+            vecs = np.empty((len(ids), index.meta["dim"] or dimension(index.embedder)), dtype=np.float32)
+        if not found.all():
+            missing = ids.filter(pa.array(~found))
+            with lake.fs.open(release_data(lake, name, version), "rb") as f:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=EMBED_BATCH, columns=["id", "query"]):
+                    pos = pc.index_in(batch.column("id"), value_set=ids)
+                    todo = pc.and_(pos.is_valid(), pc.is_in(batch.column("id"), value_set=missing))
+                    rows = batch.filter(todo)
+                    if rows.num_rows:
+                        vecs[pos.filter(todo).to_numpy()] = embed(rows.column("query").to_pylist(), index.embedder)
+                        embedded += rows.num_rows
+        index.add(version, ids, vecs)
+        indexed += len(ids)
+    return {"indexed": indexed, "embedded": embedded}
 
 
 def _outside(ids: pa.Array, others: pa.Array) -> int:
@@ -248,7 +266,7 @@ def catalog_unrecorded(lake: Lake, name: str, existing: list[int]) -> None:
 def publish(
     lake: Lake, name: str, data: Tables, stages: dict[str, dict], config: dict, config_digest: str,
     *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
-    subsets: dict[str, Tables] | None = None, missing: list[dict] = (),
+    subsets: dict[str, Tables] | None = None, missing: list[dict] = (), known: Iterable[str] = (),
 ) -> dict:
     """Write the next version of `name`; returns its stats with `version` and `path`.
 
@@ -256,7 +274,8 @@ def publish(
     to its own folder) are a table or its parts, written part by part: publishing holds one part
     at a time, plus the ids it counts. `count_tokens` (the model's tokenizer) gives the release's
     query tokens for the catalog; `index` is the release index that curation dedups against,
-    brought up to date here; `missing` the failed upstream shards of a partial release
+    brought up to date here, with the vectors of `known` files where they hold a row (see
+    `index_releases`); `missing` the failed upstream shards of a partial release
     (publish.allow_partial)."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
@@ -297,5 +316,5 @@ def publish(
     with catalog.local_catalog(lake, write=True) as path:
         _record(path, name, version, target, stats)
     if index is not None:
-        stats["indexed"] = index_releases(lake, name, index)
+        stats.update(index_releases(lake, name, index, known))
     return {**stats, "name": name, "version": version, "path": target}

@@ -127,7 +127,7 @@ def test_dedup_against_earlier_releases(lake_dir):
     first = select(_table().slice(0, 1), cfg, "bundled", 0)  # the sourdough query q0, score 5
     publish(lake, "ds", first.kept, {}, {}, "x")
     index = ReleaseIndex(lake, "ds", IndexSpec(1000, 4), "bundled")
-    assert index_releases(lake, "ds", index) == 1 and index.released(["q0", "q1"]).tolist() == [True, False]
+    assert index_releases(lake, "ds", index) == {"indexed": 1, "embedded": 1} and index.released(["q0", "q1"]).tolist() == [True, False]
 
     again = ReleaseIndex(lake, "ds", IndexSpec(1000, 4), "bundled")
     res = select(_table(), cfg, "bundled", 0, again)

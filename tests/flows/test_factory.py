@@ -85,6 +85,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
 
     release = pq.read_table(f"{info['path']}/data")
     assert release.num_rows == info["rows"] == curated["kept"] > 0
+    assert info["indexed"] == info["rows"] and info["embedded"] == 0  # the vectors curation screened, not embedded again
     assert RELEASE_COLUMNS <= set(release.column_names)
     row = release.to_pylist()[0]
     assert row["document_url"].startswith("https://") and row["model"] == "SmolLM2-135M-Instruct"

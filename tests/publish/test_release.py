@@ -87,16 +87,41 @@ def test_release_records_tokens_sources_and_indexes_its_rows(lake_dir):
     lake = Lake(lake_dir)
     index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
     info = publish(lake, "demo", _data(3), STAGES, {}, "x", count_tokens=lambda q: len(q.split()), index=index)
-    assert info["tokens"] == 3 * 6 and info["indexed"] == 3
+    assert info["tokens"] == 3 * 6 and info["indexed"] == info["embedded"] == 3
     assert info["sources"] == {"sites": 1, "top": {"x.example": 3}}
     card = (Path(info["path"]) / "README.md").read_text()
     assert "## Sources" in card and "| x.example | 3 |" in card and "18 query tokens" in card
     info = publish(lake, "demo", _data(5), STAGES, {}, "x", count_tokens=lambda q: 1, index=index)
-    assert info["indexed"] == 2  # only the rows v2 added are embedded
+    assert info["indexed"] == info["embedded"] == 2  # only the rows v2 added are embedded
     with local_catalog(lake) as path:
         assert [r["tokens"] for r in releases(path, "demo")] == [18, 5]
     reopened = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
     assert reopened.versions == [1, 2] and reopened.released([f"q{i}" for i in range(6)]).tolist() == [True] * 5 + [False]
+
+
+def test_release_index_takes_the_vectors_curation_screened_and_embeds_only_the_rest(lake_dir):
+    """A query is embedded once: publish indexes the vectors `screen` kept in the lake; a row
+    no screened file holds is embedded, so the index is complete either way."""
+    import numpy as np
+
+    from synthq.tasks.core.config import CurateConfig
+    from synthq.tasks.core.embeddings import embed
+    from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
+    from synthq.tasks.curate.select import screen
+
+    lake = Lake(lake_dir)
+    data = _data(5)
+    known = []
+    for i, part in enumerate((data.slice(0, 2), data.slice(2, 2))):  # two scored shards' screens; q4 in none
+        known.append(lake.path("indexes", "curate", "screened", f"{i}.npz"))
+        lake.write_bytes(known[-1], screen(part, CurateConfig(min_score=0), "bundled").to_bytes())
+    index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
+    info = publish(lake, "demo", data, STAGES, {}, "x", index=index, known=known)
+    assert info["indexed"] == 5 and info["embedded"] == 1
+    queries = data.column("query").to_pylist()
+    for i, q in enumerate(queries):  # every row finds itself, through the screened or the embedded vector
+        (match,) = index.nearest(embed([q], "bundled"), 0.99)
+        assert match.release_id == f"q{i}" and match.version == 1
 
 
 def test_catalog_written_before_token_counts_still_opens(lake_dir):
