@@ -177,3 +177,31 @@ def test_the_decision_holds_float16_and_reads_older_float32_files(lake_dir):
     assert again.dtype == np.float16 and np.array_equal(again, expected)
     picked = decide([Screened.read(lake, lake.path("screened", "new.npz"))], cfg.model_copy(update={"selection": "k_center"}), 0)
     assert picked[2]["kept"] == 3
+
+
+def test_many_topics_are_drawn_in_two_levels_as_tight_as_flat_k_means():
+    """Past TWO_LEVEL_TOPICS, topics come from √k coarse clusters split by size: every label in
+    0..k-1, and topics about as tight as flat k-means draws them (flat costs k² to train)."""
+    import numpy as np
+
+    from synthq.tasks.curate.select import _shares, topics
+
+    rng = np.random.default_rng(3)  # unit vectors around 150 directions, shaped like sentence embeddings
+    centers = rng.standard_normal((150, 384), dtype=np.float32)
+    vecs = 0.5 * centers[rng.integers(0, 150, 6_000)] / np.linalg.norm(centers, axis=1).mean() + rng.standard_normal((6_000, 384), dtype=np.float32) / 384**0.5
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    k = 400
+    flat, two = topics(vecs, k, 0, two_level=False), topics(vecs, k, 0, two_level=True)
+    assert two.min() >= 0 and two.max() < k and len(np.unique(two)) > 0.9 * k
+
+    def tightness(labels):  # mean cosine of a vector to its topic's mean direction
+        sums = np.zeros((k, vecs.shape[1]))
+        np.add.at(sums, labels, vecs)
+        sums /= np.linalg.norm(sums, axis=1, keepdims=True) + 1e-12
+        return float(np.mean(np.sum(vecs * sums[labels], axis=1)))
+
+    assert tightness(two) >= 0.97 * tightness(flat)
+    rows = np.arange(0, 6_000, 2)  # the rows given are the ones labelled
+    assert len(topics(vecs, k, 0, rows, two_level=True)) == len(rows)
+    shares = _shares(np.array([500, 3, 0, 1, 96]), 50)
+    assert shares.sum() == 50 and shares.tolist()[1:4] == [1, 0, 1] and (shares <= [500, 3, 0, 1, 96]).all()
