@@ -44,6 +44,17 @@ class StageResult:
     sidecars: dict[str, pa.Table] = field(default_factory=dict)  # name -> rows aligned with kept
 
 
+STALE_AFTER = 6 * 3600  # seconds after which an unfinished write was left by a killed process
+
+
+def _modified(info: dict) -> float | None:
+    """A file's modification time (epoch seconds) from its fsspec info: local and object stores name it differently."""
+    stamp = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if stamp is None:
+        return None
+    return stamp.timestamp() if hasattr(stamp, "timestamp") else float(stamp)
+
+
 class Lake:
     def __init__(self, root: str):
         self.url = str(root)
@@ -63,6 +74,26 @@ class Lake:
                 name = path.rstrip("/").rsplit("/", 1)[-1]
                 if name not in keep and not name.startswith("."):
                     self.fs.rm(path, recursive=True)
+
+    def sweep_stale(self, folder: str, prefixes: tuple[str, ...] = (".staging-", ".tmp-"), age: float = STALE_AFTER) -> list[str]:
+        """Remove the writes in progress in `folder` (hidden names with these prefixes) whose
+        newest file is older than `age` seconds: what a killed process left. One whose age the
+        store does not tell is kept. Returns the names removed."""
+        removed = []
+        if not self.exists(folder):
+            return removed
+        now = time.time()
+        for info in self.fs.ls(self.path(folder), detail=True):
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if not name.startswith(prefixes):
+                continue
+            files = list(self.fs.find(info["name"], detail=True).values()) if info["type"] == "directory" else []
+            files = files or [info]  # an empty folder: its own time
+            stamps = [t for t in map(_modified, files) if t is not None]
+            if stamps and len(stamps) == len(files) and now - max(stamps) > age:
+                self.fs.rm(info["name"], recursive=True)
+                removed.append(name)
+        return removed
 
     # -- writing -----------------------------------------------------------------------
     def write_bytes(self, path: str, data: bytes) -> None:

@@ -281,6 +281,8 @@ def publish(
         raise LakeError(f"Release name '{name}' must be letters, digits, '.', '_' or '-'.")
     existing = versions(lake, name)
     catalog_unrecorded(lake, name, existing)
+    for left in lake.sweep_stale(f"releases/{name}"):
+        log.warning("Removed %s/%s: an unfinished publish (stopped before its release moved into place).", name, left)
     parent = existing[-1] if existing else None
     version = (parent or 0) + 1
     staging = lake.path("releases", name, f".staging-{uuid.uuid4().hex}")

@@ -189,3 +189,22 @@ def test_push_to_hub_uploads_the_release_folder(lake_dir, monkeypatch):
         assert api.calls[1][:3] == ("upload", "me/demo", f"synthq release v{info['version']}")
         assert {"README.md", "data/train-00000-of-00001.parquet", "stats.json"} <= set(api.calls[1][3])
         Api.calls = []
+
+
+def test_a_publish_removes_what_a_killed_publish_left_but_not_one_in_progress(lake_dir, caplog):
+    import os
+    import time
+
+    lake = Lake(lake_dir)
+    folder = Path(lake_dir) / "releases" / "demo"
+    old, live, empty = folder / ".staging-old", folder / ".staging-live", folder / ".staging-empty"
+    for f in (old / "data", live / "data"):
+        f.mkdir(parents=True)
+        (f / "part-0.parquet").write_bytes(b"half a file")
+    empty.mkdir()
+    hours_ago = time.time() - 7 * 3600
+    for p in (old / "data" / "part-0.parquet", old / "data", old, empty):
+        os.utime(p, (hours_ago, hours_ago))
+    info = publish(lake, "demo", _data(2), STAGES, {}, "x")
+    assert info["version"] == 1 and not old.exists() and not empty.exists() and live.exists()
+    assert "demo/.staging-old: an unfinished publish" in caplog.text
