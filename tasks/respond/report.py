@@ -9,7 +9,11 @@ from synthq.tasks.core.report import pairs_markdown
 def respond_markdown(lake: Lake, n: int = 3) -> str:
     responses, made = lake.report("responses"), lake.report("pairs")
     reasons = {**responses["reasons"], **made["reasons"]}
-    sample = lake.read("pairs").slice(0, n).to_pylist() if lake.shards("pairs") else []
+    sample: list[dict] = []
+    for shard in lake.shards("pairs"):  # the first shards only, not every pair
+        if len(sample) >= n:
+            break
+        sample += lake.read_shard("pairs", shard).slice(0, n - len(sample)).to_pylist()
     lines = [
         "## Responses and preference pairs", "",
         f"answers kept: {responses['kept']}, pairs: {made['kept']}", "",

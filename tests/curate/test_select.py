@@ -114,6 +114,9 @@ def test_curation_report_from_the_lake(lake_dir):
     assert sum(rep["score_histogram"].values()) == 3
     assert "| near_duplicate | 1 |" in render_markdown(rep)
     assert lake.exists("curated", "report.md")
+    many = render_markdown({**rep, "topic_sizes": {str(i): 1 + i % 7 for i in range(100_000)}})
+    assert "Topics: 100000 (queries per topic before keeping the best of each: min 1, median 4, max 7;" in many
+    assert len(many) < 2_000  # a line per reason, not a size per topic
 
 
 def test_dedup_against_earlier_releases(lake_dir):

@@ -140,3 +140,18 @@ def test_respond_shards_group_curated_shards_and_read_them_in_the_task(lake_dir)
     answered = lake.read("responses").column("query_id").to_pylist() + [
         r["record_id"] for r in lake.read("responses", rejected=True).to_pylist()]
     assert sorted(set(answered)) == sorted(rows.slice(0, 9).column("id").to_pylist())
+
+
+def test_the_respond_report_samples_the_first_pairs_shard_by_shard(lake_dir):
+    from synthq.tasks.core import records
+    from synthq.tasks.core.lake import StageResult
+    from synthq.tasks.respond.report import respond_markdown
+    from tests.publish.explorer_lake import build_lake
+
+    lake = build_lake(lake_dir)
+    pair = lake.read_shard("pairs", "00000").to_pylist()[0]
+    second = StageResult(records.table([{**pair, "query": "A second shard's query?"}], records.PAIRS), records.table([], records.REJECTED))
+    lake.write_shard("pairs", "00001", second, input_id="test", config="test")
+    text = respond_markdown(lake, n=2)
+    assert pair["query"] in text and "A second shard's query?" in text
+    assert "A second shard's query?" not in respond_markdown(lake, n=1)
