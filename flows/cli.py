@@ -58,25 +58,24 @@ def _run(fn: Callable[[FactoryConfig], Any], cfg: FactoryConfig) -> Any:
 
 
 def _show_release(info: dict, cfg: FactoryConfig) -> None:
-    import pyarrow.parquet as pq
-
     from synthq.tasks.core.lake import Lake
+    from synthq.tasks.publish.release import DATA_FILE, head
 
-    fs = Lake(cfg.lake).fs
+    lake = Lake(cfg.lake)
     console.print(f"\n[bold green]Release {info['name']}/v{info['version']}[/]: {info['rows']} rows "
                   f"from {info['documents']} documents, mean score {info['score_mean']:.2f}/7")
     console.print(f"  data:  {info['path']}/data/\n  card:  {info['path']}/README.md")
     subsets = {k: v for k, v in info.get("subsets", {}).items() if k != "queries"}
     if subsets:
         console.print("  subsets: " + ", ".join(f"{k} ({v} rows, {info['path']}/{k}/)" for k, v in subsets.items()))
-    rows = pq.read_table(f"{info['path']}/data", filesystem=fs).slice(0, 3).to_pylist()
+    rows = head(lake, f"{info['path']}/data/{DATA_FILE}", 3)  # the first row group, not the release
     table = Table("score", "query", "document", show_lines=True)
     for r in rows:
         table.add_row(str(r["score_total"]), r["query"][:300], r["document_url"])
     console.print(table)
     if subsets.get("sft"):
         answers = Table("judge score", "query", "best answer", show_lines=True)
-        for r in pq.read_table(f"{info['path']}/sft", filesystem=fs).slice(0, 2).to_pylist():
+        for r in head(lake, f"{info['path']}/sft/{DATA_FILE}", 2):
             answers.add_row(f"{r['score']:.2f}", r["query"][:200], r["completion"][0]["content"][:300])
         console.print(answers)
 

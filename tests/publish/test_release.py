@@ -208,3 +208,13 @@ def test_a_publish_removes_what_a_killed_publish_left_but_not_one_in_progress(la
     info = publish(lake, "demo", _data(2), STAGES, {}, "x")
     assert info["version"] == 1 and not old.exists() and not empty.exists() and live.exists()
     assert "demo/.staging-old: an unfinished publish" in caplog.text
+
+
+def test_the_cli_shows_a_release_from_its_first_rows(lake_dir, capsys):
+    from synthq.flows.cli import _show_release
+    from synthq.tasks.core.config import FactoryConfig
+
+    info = publish(Lake(lake_dir), "demo", _data(5), STAGES, {}, "x")
+    _show_release(info, FactoryConfig(lake=lake_dir))
+    out = capsys.readouterr().out
+    assert "Release demo/v1" in out and "Query number 0" in out and "Query number 3" not in out  # three rows shown
