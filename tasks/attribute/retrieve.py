@@ -65,8 +65,13 @@ def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexC
     lake.write_table(lake.path(INDEX_DIR, "ids.parquet"), pa.table({"id": pa.chunked_array(ids, pa.string())}))
     lake.write_bytes(lake.path(INDEX_DIR, "index.json"), json.dumps(info).encode())
     if retrieval in ("bm25", "hybrid"):
-        docs = lake.read("documents")
-        lexical.save(lake, lexical.build(passages(docs)), docs.select(["id"]))
+        # the passages only (title and opening), read shard by shard: never every document's text
+        texts, ids = [], []
+        for shard in lake.shards("documents"):
+            docs = lake.read_shard("documents", shard, columns=["id", "title", "text"])
+            texts += passages(docs)
+            ids.append(docs.column("id"))
+        lexical.save(lake, lexical.build(texts), pa.table({"id": pa.chunked_array(ids, pa.string())}))
     lake.prune_folder(VECTORS_DIR, {p.rsplit("/", 1)[-1] for p in paths})  # shards gone (re-ingested) or of another embedder
     return info
 
