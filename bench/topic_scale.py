@@ -1,5 +1,6 @@
-"""Topic selection (`curate.target_size`, `selection: topics`) at many topics: time and
-topic tightness, two-level k-means against flat k-means.
+"""Selection to a target size at many topics or picks: topic selection (`selection: topics`,
+two-level k-means against flat k-means: time and topic tightness) and k-center greedy
+(`selection: k_center`, against one pass over every candidate per pick: time, same picks).
 
 Flat k-means costs about n·k per pass (and trains on up to 64·k vectors): at a million
 queries and 100,000 topics it would run for hours. Past `TWO_LEVEL_TOPICS` curation draws
@@ -15,6 +16,7 @@ embeddings group by subject) and unrelated (random directions, nearly orthogonal
 a coarse level to find, the worst case for two levels).
 
     PYTHONPATH=. .venv/bin/python bench/topic_scale.py [--rows 1000000] [--topics 100000] [--subset 100000]
+        [--kcenter-rows 200000] [--kcenter-picks 20000]
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import smoke
 from dedup_scale import DIM, corpus, reset_peak, rss_status, timed, unit
 
 from synthq.tasks.core.neardup import SEARCH_BATCH, f32
-from synthq.tasks.curate.select import REFINE_NPROBE, REFINE_STEPS, topics
+from synthq.tasks.curate.select import REFINE_NPROBE, REFINE_STEPS, k_center, topics
 
 
 def tightness(vecs: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -78,13 +80,41 @@ def compare(name: str, what: str, vecs: np.ndarray, args: argparse.Namespace) ->
     print(f"ratio flat (extrapolated from the subset, {flat_full:,.0f}s) / two levels (full, {name}): {flat_full / t_full:.1f}x")
 
 
+def plain_k_center(vecs: np.ndarray, k: int) -> list[int]:
+    """k-center greedy with one pass over every candidate per pick: what curation ran before."""
+    sub = f32(vecs)
+    chosen, dist = [0], 1.0 - sub @ sub[0]
+    while len(chosen) < k:
+        chosen.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, 1.0 - sub @ sub[chosen[-1]])
+    return sorted(chosen)
+
+
+def compare_k_center(args: argparse.Namespace) -> None:
+    """`selection: k_center`: the plain greedy against curation's on a subset (same picks?),
+    then curation's on every row."""
+    vecs = corpus(args.kcenter_rows, 2 * args.kcenter_picks, 0.0, args.seed, "float16")[0]
+    rows, picks = args.kcenter_rows // 4, args.kcenter_picks // 4
+    plain, t_plain = timed(lambda: plain_k_center(vecs[:rows], picks))
+    ours, t_ours = timed(lambda: k_center(vecs[:rows], picks))
+    full, t_full = timed(lambda: k_center(vecs, args.kcenter_picks))
+    print(f"\nk-center ({args.kcenter_picks:,} of {args.kcenter_rows:,} rows; subset {picks:,} of {rows:,})\n"
+          f"| subset | plain greedy | curation's |\n|---|---|---|\n| time | {t_plain:.1f}s | {t_ours:.1f}s |\n"
+          f"| same picks | | {ours == plain} |\n"
+          f"full: {len(full):,} picks in {t_full:.1f}s")
+    plain_full = t_plain * (args.kcenter_rows * args.kcenter_picks) / (rows * picks)
+    print(f"ratio plain greedy (extrapolated from the subset, {plain_full:,.0f}s) / curation's (full): {plain_full / t_full:.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000, help="queries left after dedup")
     ap.add_argument("--topics", type=int, default=100_000, help="curate.target_size")
     ap.add_argument("--subset", type=int, default=100_000, help="rows of the flat baseline (topics scaled alike)")
     ap.add_argument("--seed", type=int, default=0)
-    args = smoke.parse(ap, rows=20_000, topics=2_000, subset=10_000)
+    ap.add_argument("--kcenter-rows", type=int, default=200_000, help="rows of the k-center comparison")
+    ap.add_argument("--kcenter-picks", type=int, default=20_000, help="its target_size")
+    args = smoke.parse(ap, rows=20_000, topics=2_000, subset=10_000, kcenter_rows=12_000, kcenter_picks=800)
     print(f"two levels: √k coarse clusters, k-means within each, {REFINE_STEPS} Lloyd steps searching {REFINE_NPROBE} cells")
     themes = math.isqrt(2 * args.topics)
     corpora = {
@@ -94,6 +124,7 @@ def main() -> None:
     }
     for name, (what, make) in corpora.items():
         compare(name, what, make(), args)
+    compare_k_center(args)
 
 if __name__ == "__main__":
     main()

@@ -56,6 +56,7 @@ SCREEN_FIELDS = ("curate.min_score", "curate.benchmarks", "curate.benchmark_colu
 TOPIC_POINTS = 64  # k-means training vectors per topic at most (FAISS warns below 39)
 TWO_LEVEL_TOPICS = 4_096  # more topics than this are drawn in two levels (see `topics`): flat k-means
 # trains on 64 vectors per topic (400 MB of float32 at 4,096) and assigns n·k; below it, both are cheap
+KCENTER_POOL = 2_048  # candidates k-center greedy picks among between its passes over all of them
 REFINE_STEPS, REFINE_NPROBE = 4, 8  # Lloyd steps after the two levels; nearby cells a row may move to
 Verdicts = dict[str, tuple[str, str]]  # query id -> (reason, detail) of a rejected query
 
@@ -240,14 +241,41 @@ def _shares(sizes: np.ndarray, k: int) -> np.ndarray:
 def k_center(vecs: np.ndarray, k: int, rows: np.ndarray | None = None) -> list[int]:
     """k-center greedy (DiverseEvol): from the first (best-ranked) vector, keep adding the
     vector farthest, in cosine distance, from everything chosen so far. Positions in `rows`,
-    whose vectors it holds in float32: its k passes over them would cast them k times."""
+    whose vectors it holds in float32 (its passes over them would cast them each time).
+
+    The same picks as one pass over every candidate per pick, with far fewer passes: each
+    pass takes the KCENTER_POOL farthest candidates and keeps picking among them while the
+    best of them is at least as far as any candidate outside (a distance only shrinks as
+    picks are added, so that one is the true next pick); then every candidate's distance is
+    brought up to date with one matrix product per block of picks."""
     sub = f32(vecs if rows is None else vecs[rows])
+    n, k = len(sub), min(k, len(sub))
     chosen = [0]
     dist = 1.0 - sub @ sub[0]
-    while len(chosen) < min(k, len(sub)):
-        nxt = int(np.argmax(dist))
-        chosen.append(nxt)
-        dist = np.minimum(dist, 1.0 - sub @ sub[nxt])
+    dist[0] = -np.inf  # chosen
+    while len(chosen) < k:
+        if n - len(chosen) > KCENTER_POOL:
+            pool = np.sort(np.argpartition(dist, n - KCENTER_POOL)[n - KCENTER_POOL :])  # sorted: ties go to the lower position
+            outside = np.ones(n, dtype=bool)
+            outside[pool] = False
+            bound = float(dist[outside].max())
+        else:
+            pool, bound = np.flatnonzero(dist > -np.inf), -np.inf
+        near, cands, picked = dist[pool], sub[pool], []
+        while len(chosen) < k:
+            j = int(np.argmax(near))
+            if near[j] == -np.inf or near[j] < bound:
+                break
+            chosen.append(int(pool[j]))
+            picked.append(int(pool[j]))
+            near = np.minimum(near, 1.0 - cands @ cands[j])
+            near[j] = -np.inf
+        for start in range(0, len(picked), 256):
+            block = sub[picked[start : start + 256]].T
+            for lo in range(0, n, SEARCH_BATCH):
+                hi = lo + SEARCH_BATCH
+                dist[lo:hi] = np.minimum(dist[lo:hi], (1.0 - sub[lo:hi] @ block).min(axis=1))
+        dist[picked] = -np.inf
     return sorted(chosen)
 
 

@@ -24,7 +24,7 @@ EXPECTED = {
     # DataTrove's side runs where its environment was installed by a full run (the smoke never installs it)
     "peer_ingest.py": ["synthq ingest_flow:", "pages/s per core", "extraction F1 on 3 held-out news pages"],
     "retrieval_index.py": ["| flat | ", "| ivf (", "ratio ivf / flat: size", "| ivf | mapped | ", "ratio mapped / in memory (ivf): node memory"],
-    "topic_scale.py": ["| tightness | ", "ratio two levels / flat (subset, nested): tightness", "ratio flat (extrapolated from the subset, "],
+    "topic_scale.py": ["| tightness | ", "| same picks | | True |", "ratio plain greedy (extrapolated", "ratio two levels / flat (subset, nested): tightness", "ratio flat (extrapolated from the subset, "],
     "retrieval_recall.py": ["| dense | ", "| bm25 | ", "| hybrid | ", "ratio hybrid / dense recall@1", "best: "],
 }
 ENGINE = {

@@ -69,6 +69,22 @@ def test_k_center_takes_one_from_each_cluster():
     assert picked[0] == 0 and sorted(p // 10 for p in picked) == [0, 1, 2]
 
 
+def test_k_center_picks_what_one_pass_per_pick_picks():
+    """Past its pool, k-center picks between passes: the picks are the plain greedy's."""
+    from synthq.tasks.curate.select import KCENTER_POOL
+
+    rng = np.random.default_rng(1)
+    vecs = rng.standard_normal((3 * KCENTER_POOL, 32)).astype(np.float16)
+    vecs /= np.linalg.norm(vecs.astype(np.float32), axis=1, keepdims=True).astype(np.float16)
+    rows = np.arange(0, len(vecs), 2)[::-1].copy()  # a subset, in another order
+    sub = vecs[rows].astype(np.float32)
+    plain, dist = [0], 1.0 - sub @ sub[0]
+    while len(plain) < 400:
+        plain.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, 1.0 - sub @ sub[plain[-1]])
+    assert k_center(vecs, 400, rows) == sorted(plain)
+
+
 def test_k_center_selection_in_curation():
     res = select(_table(), CurateConfig(dedup_threshold=0.9, target_size=3, selection="k_center"), "bundled", 0)
     kept = res.kept.column("id").to_pylist()
