@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from synthq.tasks.core.errors import LakeError
+from synthq.tasks.core.idset import IdSet
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.records import PAIRS, SFT, prompt_messages, table
 
@@ -44,41 +46,50 @@ def _sft_row(a: dict) -> dict:
     }
 
 
-def curated_ids(lake: Lake) -> set[str]:
+def curated_ids(lake: Lake) -> IdSet:
     """The ids of the curated queries, read shard by shard (the id column only)."""
-    return {i for s in lake.shards("curated") for i in lake.read_shard("curated", s, columns=["id"]).column("id").to_pylist()}
+    return IdSet(lake.read_shard("curated", s, columns=["id"]).column("id") for s in lake.shards("curated"))
 
 
-def _answered_or_rejected(lake: Lake) -> set[str]:
-    out = set()
-    for s in lake.shards("responses"):
-        out.update(lake.read_shard("responses", s, columns=["query_id"]).column("query_id").to_pylist())
-        out.update(r.split(":", 1)[0] for r in lake.read_shard("responses", s, rejected=True, columns=["record_id"]).column("record_id").to_pylist())
-    return out
+def _answered_or_rejected(lake: Lake) -> IdSet:
+    def parts():
+        for s in lake.shards("responses"):
+            yield lake.read_shard("responses", s, columns=["query_id"]).column("query_id")
+            records = lake.read_shard("responses", s, rejected=True, columns=["record_id"]).column("record_id")
+            yield [r.split(":", 1)[0] for r in records.to_pylist()]
+
+    return IdSet(parts())
 
 
-def _sft(lake: Lake, ids: set[str], variant: str) -> Iterator[pa.Table]:
+def _of(lake: Lake, dataset: str, ids: IdSet, variant: str) -> Iterator[list[dict]]:
+    """Each shard's rows of the variant for the queries `ids`, one shard at a time."""
+    for s in lake.shards(dataset):
+        rows = lake.read_shard(dataset, s)
+        yield rows.filter(pc.and_(pa.array(ids.contains(rows.column("query_id"))), pc.equal(rows.column("variant"), variant))).to_pylist()
+
+
+def _sft(lake: Lake, ids: IdSet, variant: str) -> Iterator[pa.Table]:
     """A responses shard holds every answer of its queries: its best answers are the best."""
-    for s in lake.shards("responses"):
-        answers = [a for a in lake.read_shard("responses", s).to_pylist() if a["query_id"] in ids and a["variant"] == variant]
+    for answers in _of(lake, "responses", ids, variant):
         yield table(sft_rows(answers), SFT)
 
 
-def _pairs(lake: Lake, ids: set[str], variant: str) -> Iterator[pa.Table]:
-    for s in lake.shards("pairs"):
-        yield table([p for p in lake.read_shard("pairs", s).to_pylist() if p["query_id"] in ids and p["variant"] == variant], PAIRS)
+def _pairs(lake: Lake, ids: IdSet, variant: str) -> Iterator[pa.Table]:
+    for pairs in _of(lake, "pairs", ids, variant):
+        yield table(pairs, PAIRS)
 
 
-def training_subsets(lake: Lake, ids: set[str], variants: tuple[str, ...], partial: bool = False) -> dict[str, Iterator[pa.Table]]:
+def training_subsets(lake: Lake, ids: IdSet | set[str], variants: tuple[str, ...], partial: bool = False) -> dict[str, Iterator[pa.Table]]:
     """Subset name -> its rows, one responses (or pairs) shard at a time, for the curated
     queries `ids`; the first variant takes the plain names. `partial`: a partial release
     (failed shards, publish.allow_partial), whose missing answers its card names."""
+    ids = ids if isinstance(ids, IdSet) else IdSet([sorted(ids)])
     if not lake.shards("responses"):
         raise LakeError("respond.enabled is on but the lake has no responses: run `synthq respond` first, "
                         "or publish queries only with --set respond.enabled=false.")
-    missing = ids - _answered_or_rejected(lake)
+    missing = ids.minus(_answered_or_rejected(lake))
     if missing and not partial:
-        raise LakeError(f"{len(missing)} curated queries have neither an answer nor a rejection (e.g. {sorted(missing)[0]}): "
+        raise LakeError(f"{len(missing)} curated queries have neither an answer nor a rejection (e.g. {missing[0]}): "
                         "curation changed since the respond stage ran; run `synthq respond` again.")
     out = {}
     for i, variant in enumerate(variants):
