@@ -9,11 +9,13 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
-Ids = pa.Array | pa.ChunkedArray | list[str]
+Ids = pa.Array | pa.ChunkedArray | np.ndarray | list[str]
 EMPTY = np.zeros(0, dtype="S1")
 
 
 def _bytes(ids: Ids) -> np.ndarray:
+    if isinstance(ids, np.ndarray):  # of str (as numpy keeps them in .npz files)
+        return np.char.encode(ids, "utf-8") if len(ids) else EMPTY
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     if isinstance(ids, pa.Array) and len(ids) and ids.null_count == 0 and pa.types.is_string(ids.type):
@@ -23,6 +25,18 @@ def _bytes(ids: Ids) -> np.ndarray:
             return np.frombuffer(ids.buffers()[2], dtype=f"S{width}", count=len(ids), offset=int(offsets[0])).copy()
     items = ids.to_pylist() if isinstance(ids, pa.Array) else ids
     return np.array([i.encode() for i in items], dtype="S") if len(items) else EMPTY
+
+
+def _search(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(where each wanted id would sit in the sorted `keys`, whether it is there)."""
+    hit, at = np.zeros(len(wanted), dtype=bool), np.zeros(len(wanted), dtype=np.int64)
+    if not len(keys) or not len(wanted):
+        return at, hit
+    fits = np.char.str_len(wanted) <= keys.dtype.itemsize  # a longer id is no key (and would be cut by the cast)
+    probe = wanted[fits].astype(keys.dtype)
+    found = np.minimum(np.searchsorted(keys, probe), len(keys) - 1)
+    at[fits], hit[fits] = found, keys[found] == probe
+    return at, hit
 
 
 class IdSet:
@@ -37,19 +51,24 @@ class IdSet:
 
     def contains(self, ids: Ids) -> np.ndarray:
         """Whether each of `ids` is a member (a bool per id, in order)."""
-        return self._contains(_bytes(ids))
+        return _search(self.values, _bytes(ids))[1]
 
     def minus(self, other: IdSet) -> list[str]:
         """The members not in `other`, sorted."""
-        return [v.decode() for v in self.values[~other._contains(self.values)]]
+        return [v.decode() for v in self.values[~_search(other.values, self.values)[1]]]
 
-    def _contains(self, wanted: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(wanted), dtype=bool)
-        if not len(self.values) or not len(wanted):
-            return out
-        width = self.values.dtype.itemsize
-        fits = np.char.str_len(wanted) <= width  # a longer id is no member (and would be cut by the cast)
-        probe = wanted[fits].astype(self.values.dtype)
-        at = np.minimum(np.searchsorted(self.values, probe), len(self.values) - 1)
-        out[fits] = self.values[at] == probe
-        return out
+
+class IdPositions:
+    """Where each id sits in one array of distinct ids: their bytes sorted, with their order.
+    Probing it part by part costs each part, where `pyarrow.compute.index_in` would build a
+    hash table of every id again for each part."""
+
+    def __init__(self, ids: Ids):
+        raw = _bytes(ids)
+        self.order = np.argsort(raw, kind="stable")
+        self.keys = raw[self.order]
+
+    def find(self, ids: Ids) -> np.ndarray:
+        """The position of each of `ids` in the array, -1 for one not in it."""
+        at, hit = _search(self.keys, _bytes(ids))
+        return np.where(hit, self.order[at] if len(self.order) else -1, -1)

@@ -30,6 +30,7 @@ import yaml
 
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.embeddings import dimension, embed
+from synthq.tasks.core.idset import IdPositions
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import ReleaseIndex
 from synthq.tasks.core.records import PAIRS, SFT
@@ -207,29 +208,28 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[s
             continue
         ids = read_release(lake, name, version, ["id"]).column("id").combine_chunks()
         ids = ids.filter(pa.array(~index.released(ids)))
+        where = IdPositions(ids)  # searched per screened file and per batch, built once
         vecs, found = None, np.zeros(len(ids), dtype=bool)
         for path in known if len(ids) else ():  # one screened file at a time
             with lake.fs.open(path, "rb") as f:
                 z = np.load(f)
-                pos = pc.index_in(pa.array(z["ids"], pa.string()), value_set=ids)
-                mine = np.asarray(pos.is_valid())
+                at = where.find(z["ids"])
+                mine = at >= 0
                 if mine.any():
                     part = z["vectors"][mine]
                     vecs = np.empty((len(ids), part.shape[1]), dtype=np.float32) if vecs is None else vecs
-                    at = pos.filter(pa.array(mine)).to_numpy()
-                    vecs[at], found[at] = part, True
+                    vecs[at[mine]], found[at[mine]] = part, True
         if vecs is None:
             vecs = np.empty((len(ids), index.meta["dim"] or dimension(index.embedder)), dtype=np.float32)
         if not found.all():
-            missing = ids.filter(pa.array(~found))
             with lake.fs.open(release_data(lake, name, version), "rb") as f:
                 for batch in pq.ParquetFile(f).iter_batches(batch_size=EMBED_BATCH, columns=["id", "query"]):
-                    pos = pc.index_in(batch.column("id"), value_set=ids)
-                    todo = pc.and_(pos.is_valid(), pc.is_in(batch.column("id"), value_set=missing))
-                    rows = batch.filter(todo)
-                    if rows.num_rows:
-                        vecs[pos.filter(todo).to_numpy()] = embed(rows.column("query").to_pylist(), index.embedder)
-                        embedded += rows.num_rows
+                    at = where.find(batch.column("id"))
+                    todo = at >= 0
+                    todo[todo] = ~found[at[todo]]  # new to the index and not screened
+                    if todo.any():
+                        vecs[at[todo]] = embed(batch.filter(pa.array(todo)).column("query").to_pylist(), index.embedder)
+                        embedded += int(todo.sum())
         index.add(version, ids, vecs)
         indexed += len(ids)
     return {"indexed": indexed, "embedded": embedded}
