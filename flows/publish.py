@@ -13,7 +13,7 @@ from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import release_index
 from synthq.tasks.core.report import failed_shards, failure_summary, lake_report, pairs_markdown
-from synthq.tasks.curate.select import screened_files
+from synthq.tasks.curate.select import screened_vectors
 from synthq.tasks.llm.tokens import Tokens
 from synthq.tasks.publish import catalog
 from synthq.tasks.publish.hub import hub_token, push_release
@@ -76,7 +76,7 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
         lake, config.publish.name, curated, stages, config.model_dump(),
         config.digest("ingest", "attribute", "synthesize", "curate", "respond", "engine"),
         count_tokens=Tokens(config.engine).count, index=release_index(lake, config), subsets=subsets, missing=missing,
-        known=screened_files(lake, config),
+        known=screened_vectors(lake, config),
     )
     logger = get_run_logger()
     hub = ""

@@ -28,7 +28,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -430,10 +430,24 @@ def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, di
     return fp, stats
 
 
-def screened_files(lake: Lake, cfg: FactoryConfig) -> list[str]:
-    """The screened files of the current scored shards that are in the lake: every surviving
-    query's id and embedding, which publish indexes instead of embedding the queries again."""
-    return [p for p in (screened_path(lake, m, cfg) for m in lake.manifests("scored")) if lake.fs.exists(p)]
+@dataclass
+class ScreenedVectors:
+    """The surviving ids and query vectors of each screened file, read one file at a time,
+    again at each pass over them; what publish indexes instead of embedding the queries again."""
+
+    lake: Lake
+    paths: list[str]
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for path in self.paths:
+            with self.lake.fs.open(path, "rb") as f:
+                z = np.load(f)
+                yield z["ids"], z["vectors"]
+
+
+def screened_vectors(lake: Lake, cfg: FactoryConfig) -> ScreenedVectors:
+    """The screened files of the current scored shards that are in the lake."""
+    return ScreenedVectors(lake, [p for p in (screened_path(lake, m, cfg) for m in lake.manifests("scored")) if lake.fs.exists(p)])
 
 
 def selection_info(lake: Lake) -> dict:

@@ -195,11 +195,12 @@ def head(lake: Lake, path: str, n: int) -> list[dict]:
 EMBED_BATCH = 8_192  # release rows read and embedded at a time by index_releases
 
 
-def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[str] = ()) -> dict[str, int]:
+def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[tuple[np.ndarray, np.ndarray]] = ()) -> dict[str, int]:
     """Add to the release index every published version it lacks (their new rows only).
     Run after each publish; also rebuilds a deleted index. A new row's vector comes from
-    `known` when one of those files holds it (curation's screened files: ids and the vectors
-    `screen` computed with the same embedder), else it is embedded here, batch by batch.
+    `known` when one of its (ids, vectors) parts holds it (curation's screened files, read
+    again for each version: the vectors `screen` computed with the same embedder), else it
+    is embedded here, batch by batch.
     What is held is the new rows' ids and vectors, never the rows. Returns the rows indexed
     and, of them, the rows embedded."""
     indexed = embedded = 0
@@ -210,15 +211,12 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[s
         ids = ids.filter(pa.array(~index.released(ids)))
         where = IdPositions(ids)  # searched per screened file and per batch, built once
         vecs, found = None, np.zeros(len(ids), dtype=bool)
-        for path in known if len(ids) else ():  # one screened file at a time
-            with lake.fs.open(path, "rb") as f:
-                z = np.load(f)
-                at = where.find(z["ids"])
-                mine = at >= 0
-                if mine.any():
-                    part = z["vectors"][mine]
-                    vecs = np.empty((len(ids), part.shape[1]), dtype=np.float32) if vecs is None else vecs
-                    vecs[at[mine]], found[at[mine]] = part, True
+        for part_ids, part_vecs in known if len(ids) else ():  # one screened file at a time
+            at = where.find(part_ids)
+            mine = at >= 0
+            if mine.any():
+                vecs = np.empty((len(ids), part_vecs.shape[1]), dtype=np.float32) if vecs is None else vecs
+                vecs[at[mine]], found[at[mine]] = part_vecs[mine], True
         if vecs is None:
             vecs = np.empty((len(ids), index.meta["dim"] or dimension(index.embedder)), dtype=np.float32)
         if not found.all():
@@ -266,7 +264,7 @@ def catalog_unrecorded(lake: Lake, name: str, existing: list[int]) -> None:
 def publish(
     lake: Lake, name: str, data: Tables, stages: dict[str, dict], config: dict, config_digest: str,
     *, count_tokens: Callable[[str], int] | None = None, index: ReleaseIndex | None = None,
-    subsets: dict[str, Tables] | None = None, missing: list[dict] = (), known: Iterable[str] = (),
+    subsets: dict[str, Tables] | None = None, missing: list[dict] = (), known: Iterable[tuple[np.ndarray, np.ndarray]] = (),
 ) -> dict:
     """Write the next version of `name`; returns its stats with `version` and `path`.
 
@@ -274,7 +272,7 @@ def publish(
     to its own folder) are a table or its parts, written part by part: publishing holds one part
     at a time, plus the ids it counts. `count_tokens` (the model's tokenizer) gives the release's
     query tokens for the catalog; `index` is the release index that curation dedups against,
-    brought up to date here, with the vectors of `known` files where they hold a row (see
+    brought up to date here, with the `known` vectors where they hold a row (see
     `index_releases`); `missing` the failed upstream shards of a partial release
     (publish.allow_partial)."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):

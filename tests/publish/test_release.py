@@ -107,7 +107,7 @@ def test_release_index_takes_the_vectors_curation_screened_and_embeds_only_the_r
     from synthq.tasks.core.config import CurateConfig
     from synthq.tasks.core.embeddings import embed
     from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
-    from synthq.tasks.curate.select import screen
+    from synthq.tasks.curate.select import ScreenedVectors, screen
 
     lake = Lake(lake_dir)
     data = _data(5)
@@ -116,7 +116,7 @@ def test_release_index_takes_the_vectors_curation_screened_and_embeds_only_the_r
         known.append(lake.path("indexes", "curate", "screened", f"{i}.npz"))
         lake.write_bytes(known[-1], screen(part, CurateConfig(min_score=0), "bundled").to_bytes())
     index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
-    info = publish(lake, "demo", data, STAGES, {}, "x", index=index, known=known)
+    info = publish(lake, "demo", data, STAGES, {}, "x", index=index, known=ScreenedVectors(lake, known))
     assert info["indexed"] == 5 and info["embedded"] == 1
     queries = data.column("query").to_pylist()
     for i, q in enumerate(queries):  # every row finds itself, through the screened or the embedded vector
