@@ -30,7 +30,7 @@ import smoke
 from dedup_scale import DIM, corpus, reset_peak, rss_status, timed, unit
 
 from synthq.tasks.core.neardup import SEARCH_BATCH, f32
-from synthq.tasks.curate.select import REFINE_NPROBE, REFINE_STEPS, k_center, topics
+from synthq.tasks.curate.target import REFINE_NPROBE, REFINE_STEPS, k_center, topics
 
 
 def tightness(vecs: np.ndarray, labels: np.ndarray, k: int) -> float:

@@ -11,7 +11,8 @@ from synthq.tasks.core.config import CurateConfig
 from synthq.tasks.core.errors import InputError
 from synthq.tasks.core.records import CURATED
 from synthq.tasks.curate.decontaminate import load_benchmark
-from synthq.tasks.curate.select import k_center, select
+from synthq.tasks.curate.select import select
+from synthq.tasks.curate.target import k_center
 from tests.curate.test_select import QUERIES, _row, _table
 
 MT_BENCH = [
@@ -71,7 +72,7 @@ def test_k_center_takes_one_from_each_cluster():
 
 def test_k_center_picks_what_one_pass_per_pick_picks():
     """Past its pool, k-center picks between passes: the picks are the plain greedy's."""
-    from synthq.tasks.curate.select import KCENTER_POOL
+    from synthq.tasks.curate.target import KCENTER_POOL
 
     rng = np.random.default_rng(1)
     vecs = rng.standard_normal((3 * KCENTER_POOL, 32)).astype(np.float16)

@@ -187,7 +187,7 @@ def test_many_topics_are_drawn_in_two_levels_as_tight_as_flat_k_means():
     0..k-1, and topics about as tight as flat k-means draws them (flat costs k² to train)."""
     import numpy as np
 
-    from synthq.tasks.curate.select import _shares, topics
+    from synthq.tasks.curate.target import _shares, topics
 
     rng = np.random.default_rng(3)  # unit vectors around 150 directions, shaped like sentence embeddings
     centers = rng.standard_normal((150, 384), dtype=np.float32)
