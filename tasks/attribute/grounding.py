@@ -30,16 +30,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from synthq.tasks.attribute import lexical
 from synthq.tasks.attribute.retrieve import cosine, dense_search
 from synthq.tasks.core.embeddings import embed, passage
+from synthq.tasks.core.idset import IdSet
 from synthq.tasks.shards.context import StageContext
-from synthq.tasks.core.lake import StageResult
+from synthq.tasks.core.lake import Lake, StageResult
 from synthq.tasks.core.records import DOCUMENTS, REJECTED, rejection, table
 
 STAGE = "attribute"
+SEARCH_SHARD = "search-"  # the name of a documents shard of pages searches fetched begins so
 PROVIDERS = {"dense": "faiss", "bm25": "bm25s", "hybrid": "faiss+bm25s"}
+DOCUMENT_COLUMNS = ["id", "url", "title", "text"]
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Found:
     hits: list[tuple[str, float]] = field(default_factory=list)  # (document id, cosine), aligned with kept
     info: dict[str, dict] = field(default_factory=dict)  # seed id -> the demonstration's retrieval columns
     rejected: list[dict] = field(default_factory=list)
+    documents: dict[str, dict] | None = None  # id -> chosen document, when the mode has them already (search)
 
     def add(self, pair, doc_id: str, cos: float, rank_score: float, info: dict) -> None:
         self.kept.append(pair)
@@ -60,9 +65,25 @@ class Found:
 
 
 def prepare(ctx: StageContext) -> None:
-    """Load the BM25 index when the mode uses it (the dense index is loaded for every mode)."""
+    """Load the BM25 index when the mode uses it (the dense index is loaded for every mode); in
+    search mode, the ids of the documents a fetched page is checked against."""
     if ctx.cfg.attribute.retrieval in ("bm25", "hybrid"):
         ctx.extras["bm25"], _ = lexical.load(ctx.lake)
+    if ctx.cfg.attribute.retrieval == "search":
+        ctx.extras["corpus_ids"] = corpus_ids(ctx.lake, ctx.extras["index_ids"])
+
+
+def corpus_ids(lake: Lake, index_ids: pa.Array) -> IdSet:
+    """Every document's id: the index's, and those of the search pages written since it was
+    built (by the shards that ran before this one). Ids only, about 16 bytes per document."""
+    pages = [lake.read_shard("documents", s, columns=["id"]).column("id") for s in lake.shards("documents") if s.startswith(SEARCH_SHARD)]
+    return IdSet([index_ids, *pages])
+
+
+def read_documents(lake: Lake, ids: set[str]) -> dict[str, dict]:
+    """id -> document of these documents only (one documents shard in memory at a time), so a
+    seed shard's memory does not grow with the corpus."""
+    return {d["id"]: d for d in lake.read_rows("documents", ids, DOCUMENT_COLUMNS).to_pylist()}
 
 
 def find_documents(ctx: StageContext, pairs: list, queries: list[str]) -> Found:
@@ -118,6 +139,8 @@ def _search(ctx: StageContext, pairs: list) -> Found:
     results = [provider.search(q) for q in queries]  # ServiceError fails the shard: the seeds are not at fault
     urls = [hit.url for hits in results for hit in hits]
     outcomes = fetch_documents(urls, ctx.cfg.ingest, source="search")
+    pages = {o["id"]: o for o in outcomes.values() if "reason" not in o}
+    known = {i for i, hit in zip(pages, ctx.extras["corpus_ids"].contains(list(pages))) if hit}
     found, docs, page_rejections = Found(), {}, {}
     for pair, query, hits in zip(pairs, queries, results):
         chosen, why = None, Counter()
@@ -128,7 +151,7 @@ def _search(ctx: StageContext, pairs: list) -> Found:
                 if outcome is not None:
                     page_rejections.setdefault(hit.url, {**outcome, "record": _with_query(outcome["record"], query)})
                 continue
-            if outcome["id"] not in ctx.extras["documents"]:  # a page the corpus has is not added twice
+            if outcome["id"] not in known:  # a page the corpus has is not added twice
                 docs.setdefault(outcome["id"], {**outcome, "search_query": query})
             chosen = chosen or (hit, outcome)
         if chosen is None:
@@ -139,8 +162,9 @@ def _search(ctx: StageContext, pairs: list) -> Found:
         hit, doc = chosen
         found.add(pair, doc["id"], 0.0, 1.0 / hit.rank,
                   {"retrieval": "search", "retrieval_provider": provider.name, "retrieval_query": query})
-    _cosines(ctx, found, {**ctx.extras["documents"], **docs})
-    ctx.extras["documents"].update({i: {k: d[k] for k in ("id", "url", "title", "text")} for i, d in docs.items()})
+    chosen = {doc_id for doc_id, _ in found.hits}  # a page the corpus has: the corpus's row (its first url)
+    found.documents = {i: {k: pages[i][k] for k in DOCUMENT_COLUMNS} for i in chosen} | read_documents(ctx.lake, chosen & known)
+    _cosines(ctx, found, found.documents)
     _write_documents(ctx, list(docs.values()), list(page_rejections.values()), [s for s, _ in pairs])
     return found
 
@@ -164,6 +188,6 @@ def _write_documents(ctx: StageContext, docs: list[dict], rejected: list[dict], 
     named after the seeds that searched, so a rerun rewrites it instead of adding another."""
     if not docs and not rejected:
         return
-    name = "search-" + hashlib.sha256("\n".join(s["id"] for s in seeds).encode()).hexdigest()[:12]
+    name = SEARCH_SHARD + hashlib.sha256("\n".join(s["id"] for s in seeds).encode()).hexdigest()[:12]
     result = StageResult(table(docs, DOCUMENTS), table(rejected, REJECTED), {"ingested_at": time.time(), "search": len(docs)})
     ctx.lake.write_shard("documents", name, result, input_id=name, config=ctx.cfg.digest("ingest.quality", "ingest.languages"))

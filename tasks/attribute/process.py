@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from synthq.tasks.attribute.outputs import Grounding, SeedAnalysis
-from synthq.tasks.attribute.grounding import find_documents, prepare as prepare_retrieval
+from synthq.tasks.attribute.grounding import find_documents, prepare as prepare_retrieval, read_documents
 from synthq.tasks.attribute.retrieve import load_index
 from synthq.tasks.attribute.seeds import read_seeds
 from synthq.tasks.core.config import FactoryConfig
@@ -63,7 +63,7 @@ def ground(ctx: StageContext, pairs: list[tuple[dict, dict]]):
 
 
 def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
-    """Seeds (id, prompt) -> demonstrations. Needs ctx.extras: index, index_ids, documents."""
+    """Seeds (id, prompt) -> demonstrations. Needs ctx.extras: index, index_ids (see `prepare`)."""
     seeds = seeds_tbl.to_pylist()
     rejected = []
     analyses = analyse(ctx, seeds)
@@ -85,7 +85,7 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
         else:
             grounded.append(((seed, analysis), (doc_id, score)))
     ok, hits = [g[0] for g in grounded], [g[1] for g in grounded]
-    documents = retrieved_documents(ctx, {doc_id for doc_id, _ in hits})
+    documents = found.documents if found.documents is not None else read_documents(ctx.lake, {doc_id for doc_id, _ in hits})
     budget = ctx.cfg.attribute.document_tokens
     pairs = [
         (seed, {**documents[doc_id], "text": ctx.tokens.cut(documents[doc_id]["text"], budget)})
@@ -120,25 +120,10 @@ def process(seeds_tbl: pa.Table, ctx: StageContext) -> StageResult:
     return StageResult(table(demos, DEMONSTRATIONS), table(rejected, REJECTED), stats)
 
 
-DOCUMENT_COLUMNS = ["id", "url", "title", "text"]
-
-
-def retrieved_documents(ctx: StageContext, ids: set[str]) -> dict[str, dict]:
-    """id -> document of the documents the shard's seeds retrieved: only those are read (one
-    documents shard in memory at a time), so a seed shard's memory does not grow with the corpus.
-    Search mode keeps its corpus in ctx.extras (the pages its searches fetch join it)."""
-    if "documents" in ctx.extras:
-        return ctx.extras["documents"]
-    return {d["id"]: d for d in ctx.lake.read_rows("documents", ids, DOCUMENT_COLUMNS).to_pylist()}
-
-
 def prepare(ctx: StageContext) -> None:
-    """Load the corpus index; in search mode also the documents, which its pages are checked against."""
+    """Load the corpus index (memory-mapped) and what the retrieval mode needs beside it."""
     index, ids = load_index(ctx.lake)
     ctx.extras.update(index=index, index_ids=ids)
-    if ctx.cfg.attribute.retrieval == "search":
-        docs = ctx.lake.read("documents").select(DOCUMENT_COLUMNS).to_pylist()
-        ctx.extras["documents"] = {d["id"]: d for d in docs}
     prepare_retrieval(ctx)
 
 

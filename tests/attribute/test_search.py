@@ -7,7 +7,9 @@ import logging
 
 import pytest
 
-from synthq.tasks.attribute.grounding import find_documents
+import pyarrow as pa
+
+from synthq.tasks.attribute.grounding import find_documents, prepare
 from synthq.tasks.attribute.outputs import SeedAnalysis
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.ingest.web import fetch_documents
@@ -29,9 +31,10 @@ def _cfg(lake_dir: str, search: dict, allow_private: bool = True) -> FactoryConf
                          ingest={"crawl": {"allow_private": allow_private, "per_host_delay_s": 0, "retries": 0, "timeout_s": 5}})
 
 
-def _find(cfg: FactoryConfig, keywords=("linear regression", "least squares")):
-    ctx = StageContext(cfg=cfg, lake=Lake(cfg.lake), extras={"documents": {}, "fetch_documents": fetch_documents})
-    pair = ({"id": "seed-1", "prompt": "How do I fit a line to my data?"}, SeedAnalysis(intent="fit a line", keywords=list(keywords)))
+def _find(cfg: FactoryConfig, keywords=("linear regression", "least squares"), seed="seed-1"):
+    ctx = StageContext(cfg=cfg, lake=Lake(cfg.lake), extras={"index_ids": pa.array([], pa.string()), "fetch_documents": fetch_documents})
+    prepare(ctx)  # the corpus ids: none indexed here, and the pages searches wrote
+    pair = ({"id": seed, "prompt": "How do I fit a line to my data?"}, SeedAnalysis(intent="fit a line", keywords=list(keywords)))
     return ctx, find_documents(ctx, [pair], ["fit a line " + " ".join(keywords)])
 
 
@@ -39,7 +42,7 @@ def test_searxng_hits_are_crawled_filtered_and_the_first_survivor_grounds(engine
     ctx, found = _find(_cfg(lake_dir, {"url": engine_site.url}))
     assert engine_site.queries == ["linear regression least squares"]  # the keywords are the query
     (doc_id, cos), info = found.hits[0], found.info["seed-1"]
-    doc = ctx.extras["documents"][doc_id]
+    doc = found.documents[doc_id]
     assert doc["url"] == f"{engine_site.url}/articles/regression.html"  # 3rd hit: the first two fail
     assert info["retrieval"] == "search" and info["retrieval_provider"] == f"searxng:{engine_site.url.split('//')[1]}"
     assert info["retrieval_rank_score"] == pytest.approx(1 / 3) and 0.2 < cos <= 1.0  # the dense cosine, computed here
@@ -51,6 +54,17 @@ def test_searxng_hits_are_crawled_filtered_and_the_first_survivor_grounds(engine
     assert [(d["source"], d["search_query"], d["id"]) for d in docs] == [("search", "linear regression least squares", doc_id)]
     assert sorted(r["reason"] for r in rejected) == ["robots_disallowed", "too_short"]
     assert all(json.loads(r["record"])["search_query"] == "linear regression least squares" for r in rejected)
+
+
+def test_a_page_the_corpus_has_grounds_without_joining_it_again(engine_site, lake_dir):
+    cfg = _cfg(lake_dir, {"url": engine_site.url})
+    _, first = _find(cfg)
+    (doc_id, _), = first.hits
+    _, again = _find(cfg, seed="seed-2")  # another shard, later: the page is in the documents now
+    assert [h[0] for h in again.hits] == [doc_id] and again.documents[doc_id]["text"] == first.documents[doc_id]["text"]
+    lake = Lake(lake_dir)
+    assert [d["id"] for d in lake.read("documents").to_pylist()] == [doc_id]  # read from the lake, not added twice
+    assert len(lake.shards("documents")) == 2  # the second shard holds only its pages' rejections
 
 
 def test_no_usable_hit_rejects_the_seed_with_the_reasons(engine_site, lake_dir):
