@@ -1,6 +1,7 @@
 """The curation report: what scoring and selection kept and dropped, and why.
 
-Counts per reason, the score histogram of the kept queries, topic sizes, and contamination
+Counts per reason, the score histogram of the kept queries, how many queries the topics held
+(topics per size, one row per size at any number of topics), and contamination
 hits per benchmark; written beside the curated dataset and shown in the Prefect UI.
 """
 
@@ -9,11 +10,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
+
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.curate.select import selection_info
-
-TOPICS_LISTED = 50  # more topics than this are summed up in the markdown report, not listed
-
 
 def curation_report(lake: Lake) -> dict:
     scored, curated = lake.report("scored"), lake.report("curated")
@@ -26,7 +26,7 @@ def curation_report(lake: Lake) -> dict:
         "kept": curated["kept"],
         "rejected": {**scored["reasons"], **curated["reasons"]},
         "score_histogram": dict(sorted(histogram.items())),
-        "topic_sizes": selection.get("topic_sizes", {}),
+        "topic_size_histogram": selection.get("topic_size_histogram", {}),
         "contamination_hits": selection.get("contamination_hits", {}),
     }
 
@@ -40,21 +40,21 @@ def render_markdown(rep: dict) -> str:
         f"| rejected because | count |\n|---|---|\n{rows(rep['rejected'])}\n\n"
         f"| score (0-7) | kept queries |\n|---|---|\n{rows(rep['score_histogram'])}\n\n"
         f"| benchmark | contaminated queries dropped |\n|---|---|\n{rows(rep['contamination_hits'])}\n\n"
-        f"Topics: {len(rep['topic_sizes'])} ({_topic_sizes(rep['topic_sizes'])})\n"
+        f"{_topics(rep['topic_size_histogram'])}\n"
     )
 
 
-def _topic_sizes(sizes: dict[str, int]) -> str:
-    """Topic sizes before the best of each was kept: each one when there are few, else their
-    spread (report.json holds every size)."""
-    if not sizes:
-        return "no topic selection ran"
-    if len(sizes) <= TOPICS_LISTED:
-        return f"sizes before keeping the best of each: {json.dumps(sizes)}"
-    ordered = sorted(sizes.values())
-    median = ordered[len(ordered) // 2]
-    return (f"queries per topic before keeping the best of each: min {ordered[0]}, median {median}, "
-            f"max {ordered[-1]}; every size is in report.json")
+def _topics(histogram: dict[str, int]) -> str:
+    """How many topics held how many queries before the best of each was kept."""
+    if not histogram:
+        return "Topics: no topic selection ran."
+    sizes = sorted((int(size), n) for size, n in histogram.items())
+    topics, queries = sum(n for _, n in sizes), sum(size * n for size, n in sizes)
+    median = next(size for size, seen in zip([s for s, _ in sizes], np.cumsum([n for _, n in sizes])) if seen > topics // 2)
+    table = "\n".join(f"| {size} | {n} |" for size, n in sizes)
+    return (f"Topics: {topics}, holding {queries} queries before the best of each was kept "
+            f"(min {sizes[0][0]}, median {median}, max {sizes[-1][0]} per topic).\n\n"
+            f"| queries in the topic | topics |\n|---|---|\n{table}\n")
 
 
 def write_report(lake: Lake) -> dict:

@@ -186,7 +186,8 @@ def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: Release
             alive = alive[sorted(keep)]
         else:
             topic = topics(vecs, cfg.target_size, seed, alive)
-            stats["topic_sizes"] = {str(k): v for k, v in sorted(Counter(map(int, topic)).items())}
+            sizes = Counter(np.bincount(topic).tolist())  # topic size -> topics of that size: a row per size, not per topic
+            stats["topic_size_histogram"] = {str(k): v for k, v in sorted(sizes.items()) if k}
             best: dict[int, int] = {}
             for pos, label in enumerate(topic.tolist()):  # ranked: the first seen is the best
                 best.setdefault(label, pos)

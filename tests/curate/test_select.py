@@ -110,13 +110,15 @@ def test_curation_report_from_the_lake(lake_dir):
     rep = write_report(lake)
     assert rep["scored"] == 7 and rep["kept"] == 3
     assert rep["rejected"]["llm_truncated"] == 1 and rep["rejected"]["near_duplicate"] == 1
-    assert sum(rep["topic_sizes"].values()) == 5 and len(rep["topic_sizes"]) == 3
+    sizes = {int(k): v for k, v in rep["topic_size_histogram"].items()}
+    assert sum(k * v for k, v in sizes.items()) == 5 and sum(sizes.values()) == 3  # 5 queries in 3 topics
     assert sum(rep["score_histogram"].values()) == 3
     assert "| near_duplicate | 1 |" in render_markdown(rep)
     assert lake.exists("curated", "report.md")
-    many = render_markdown({**rep, "topic_sizes": {str(i): 1 + i % 7 for i in range(100_000)}})
-    assert "Topics: 100000 (queries per topic before keeping the best of each: min 1, median 4, max 7;" in many
-    assert len(many) < 2_000  # a line per reason, not a size per topic
+    assert "Topics: 3, holding 5 queries" in render_markdown(rep)
+    many = render_markdown({**rep, "topic_size_histogram": {"1": 40_000, "4": 50_000, "7": 10_000}})
+    assert "Topics: 100000, holding 310000 queries before the best of each was kept (min 1, median 4, max 7 per topic)." in many
+    assert "| 4 | 50000 |" in many and len(many) < 2_000  # a row per size, not per topic
 
 
 def test_dedup_against_earlier_releases(lake_dir):
