@@ -12,6 +12,7 @@ from synthq.tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_see
 from synthq.tasks.attribute.retrieve import build_index
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.parallel import run_alone
 from synthq.tasks.ingest.dedup import apply_drops, find_duplicates
 from synthq.tasks.ingest.web import fetch_documents
 
@@ -21,9 +22,11 @@ STAGE = replace(STAGE_SPEC, services={"fetch_documents": fetch_documents})
 
 @task(cache_policy=NONE)
 def index_documents(config: FactoryConfig) -> str:
-    """Build the retrieval index (embedding new documents shards in Ray tasks); says what it is."""
+    """Build the retrieval index (embedding new documents shards in Ray tasks) in a Ray worker of
+    its own: the whole index, and the BM25 one, are never held by the flow's process."""
     ensure_ray(config)
-    info = build_index(Lake(config.lake), config.embedder, config.attribute.retrieval, config.attribute.index, remote=True)
+    args = (Lake(config.lake), config.embedder, config.attribute.retrieval, config.attribute.index, True)
+    info = run_alone(build_index, args, remote=True)
     if info["kind"] == "ivf" and info["documents"]:
         return (f"{info['documents']} documents in an IVF index ({info['nlist']} lists, {info['nprobe']} searched; "
                 f"recall@1 against exact search {info['recall_at_1']:.3f} on {info['recall_sample']} documents)")

@@ -1,4 +1,5 @@
-"""Running one function over many inputs in Ray tasks, on a GPU when the cluster has one free."""
+"""Running one function over many inputs in Ray tasks, on a GPU when the cluster has one free,
+or one large step in a Ray worker of its own."""
 
 from __future__ import annotations
 
@@ -18,3 +19,14 @@ def run_each(fn: Callable, calls: list[tuple], remote: bool, gpu: bool = False) 
     on_gpu = gpu and ray.available_resources().get("GPU", 0) >= 1
     task = ray.remote(fn).options(num_gpus=1 if on_gpu else 0, num_cpus=1)
     return ray.get([task.remote(*call, "cuda") if on_gpu else task.remote(*call) for call in calls])
+
+
+def run_alone(fn: Callable, args: tuple, remote: bool):
+    """fn(*args) in a Ray worker of its own that exits after it (`max_calls=1`), so what it held
+    (a whole index, every survivor's vector) goes back to the node instead of staying with the
+    flow's process or an idle worker through the stages after it; here when not `remote`."""
+    if not remote:
+        return fn(*args)
+    import ray
+
+    return ray.get(ray.remote(num_cpus=1, max_calls=1)(fn).remote(*args))

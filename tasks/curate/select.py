@@ -37,7 +37,7 @@ from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.embeddings import embed
 from synthq.tasks.core.lake import Lake, StageResult
 from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
-from synthq.tasks.core.parallel import run_each
+from synthq.tasks.core.parallel import run_alone, run_each
 from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
 from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
 from synthq.tasks.curate.target import k_center, topics
@@ -276,14 +276,7 @@ def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, di
     paths = [screened_path(lake, m, cfg) for m in manifests]
     todo = [(lake.url, m, cfg) for m, p in zip(manifests, paths) if not lake.fs.exists(p)]
     run_each(screen_shard, todo, remote, gpu=True)
-    if remote:
-        import ray
-
-        # max_calls=1: its worker exits after it, so the memory of every survivor's vector goes
-        # back to the node instead of staying with an idle worker through the stages after it
-        stats = ray.get(ray.remote(num_cpus=1, max_calls=1)(decide_shards).remote(lake.url, cfg, manifests, paths, fp))
-    else:
-        stats = decide_shards(lake.url, cfg, manifests, paths, fp)
+    stats = run_alone(decide_shards, (lake.url, cfg, manifests, paths, fp), remote)  # holds every survivor's vector
     lake.prune_folder(f"{FOLDER}/screened", {p.rsplit("/", 1)[-1] for p in paths})
     lake.prune_folder(f"{FOLDER}/selection", {fp, "current.json"})
     return fp, stats
