@@ -303,7 +303,7 @@ def screened_vectors(lake: Lake, cfg: FactoryConfig) -> ScreenedVectors:
 
 
 def selection_info(lake: Lake) -> dict:
-    """The current selection's fingerprint and counts (topic sizes, contamination hits), or {}."""
+    """The current selection's fingerprint and counts (topics per size, contamination hits), or {}."""
     path = lake.path(FOLDER, "selection", "current.json")
     return json.loads(lake.fs.cat_file(path)) if lake.fs.exists(path) else {}
 
