@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-
-import numpy as np
+from itertools import accumulate
 
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.curate.select import selection_info
+
 
 def curation_report(lake: Lake) -> dict:
     scored, curated = lake.report("scored"), lake.report("curated")
@@ -26,7 +26,7 @@ def curation_report(lake: Lake) -> dict:
         "kept": curated["kept"],
         "rejected": {**scored["reasons"], **curated["reasons"]},
         "score_histogram": dict(sorted(histogram.items())),
-        "topic_size_histogram": selection.get("topic_size_histogram", {}),
+        "topic_size_histogram": selection.get("topic_size_histogram") or _per_size(selection.get("topic_sizes", {})),
         "contamination_hits": selection.get("contamination_hits", {}),
     }
 
@@ -50,11 +50,16 @@ def _topics(histogram: dict[str, int]) -> str:
         return "Topics: no topic selection ran."
     sizes = sorted((int(size), n) for size, n in histogram.items())
     topics, queries = sum(n for _, n in sizes), sum(size * n for size, n in sizes)
-    median = next(size for size, seen in zip([s for s, _ in sizes], np.cumsum([n for _, n in sizes])) if seen > topics // 2)
+    median = next(size for (size, _), seen in zip(sizes, accumulate(n for _, n in sizes)) if seen > topics // 2)
     table = "\n".join(f"| {size} | {n} |" for size, n in sizes)
     return (f"Topics: {topics}, holding {queries} queries before the best of each was kept "
             f"(min {sizes[0][0]}, median {median}, max {sizes[-1][0]} per topic).\n\n"
             f"| queries in the topic | topics |\n|---|---|\n{table}\n")
+
+
+def _per_size(sizes: dict[str, int]) -> dict[str, int]:
+    """Topics per size from one size per topic, as selections before this histogram counted them."""
+    return {str(k): v for k, v in sorted(Counter(sizes.values()).items())}
 
 
 def write_report(lake: Lake) -> dict:

@@ -119,6 +119,9 @@ def test_curation_report_from_the_lake(lake_dir):
     many = render_markdown({**rep, "topic_size_histogram": {"1": 40_000, "4": 50_000, "7": 10_000}})
     assert "Topics: 100000, holding 310000 queries before the best of each was kept (min 1, median 4, max 7 per topic)." in many
     assert "| 4 | 50000 |" in many and len(many) < 2_000  # a row per size, not per topic
+    from synthq.tasks.curate.report import _per_size
+
+    assert _per_size({"0": 2, "1": 2, "2": 1}) == {"1": 1, "2": 2}  # a selection counted before: one size per topic
 
 
 def test_dedup_against_earlier_releases(lake_dir):
