@@ -128,6 +128,7 @@ def browser(tmp_path):
 
 
 def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer, browser, tmp_path):
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -143,8 +144,15 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
         wait.until(expected_conditions.staleness_of(old))
         wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
 
+    def found(by: str, what: str):
+        """The element, once the page shows it; else what the page shows instead."""
+        try:
+            return WebDriverWait(browser, 30).until(expected_conditions.presence_of_element_located((by, what)))
+        except TimeoutException:
+            raise AssertionError(f"no {what} on {browser.current_url} after 30 s; the page says: {text()[:2000]!r}") from None
+
     def click(link_text: str, partial: bool = False) -> None:
-        navigate(browser.find_element(By.PARTIAL_LINK_TEXT if partial else By.LINK_TEXT, link_text).click)
+        navigate(found(By.PARTIAL_LINK_TEXT if partial else By.LINK_TEXT, link_text).click)
 
     browser.get(explorer + "/synthq/release_rows?release=bakery%2Fv1")  # where `synthq view bakery` opens
     assert '2 rows where release = "bakery/v1"' in text()
@@ -172,7 +180,7 @@ def test_a_released_row_leads_to_its_document_demonstrations_and_seeds(explorer,
     assert browser.current_url.endswith("/synthq/responses/q0-direct-1") and "llm:m" in text()
 
     browser.get(explorer + "/synthq/rejections")
-    facets = browser.find_element(By.CLASS_NAME, "facet-results").text
+    facets = found(By.CLASS_NAME, "facet-results").text
     assert "stage" in facets and "reason" in facets and "near_duplicate" in facets and "too_short" in facets
     click("low_score", partial=True)
     assert '1 row where reason = "low_score"' in text() and "below curate.min_score=3" in text()
