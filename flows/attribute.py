@@ -25,7 +25,7 @@ def index_documents(config: FactoryConfig) -> str:
     """Build the retrieval index (embedding new documents shards in Ray tasks) in a Ray worker of
     its own: the whole index, and the BM25 one, are never held by the flow's process."""
     ensure_ray(config)
-    args = (Lake(config.lake), config.embedder, config.attribute.retrieval, config.attribute.index, True)
+    args = (Lake(config.lake), config.embedder, config.attribute.retrieval, config.attribute.index, True)  # True: new shards embedded in Ray tasks
     info = run_alone(build_index, args, remote=True)
     if info["kind"] == "ivf" and info["documents"]:
         return (f"{info['documents']} documents in an IVF index ({info['nlist']} lists, {info['nprobe']} searched; "

@@ -5,9 +5,8 @@ by ingest's extraction and filters; outages fail the shard instead of rejecting 
 import json
 import logging
 
-import pytest
-
 import pyarrow as pa
+import pytest
 
 from synthq.tasks.attribute.grounding import find_documents, prepare
 from synthq.tasks.attribute.outputs import SeedAnalysis
