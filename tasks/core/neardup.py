@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 
@@ -101,6 +102,21 @@ def node_copy(lake: Lake, path: str) -> str:
             if old != target:
                 old.unlink(missing_ok=True)
     return str(target)
+
+
+def scratch_array(shape: tuple[int, int], dtype=np.float16) -> np.ndarray:
+    """A writable array mapped from a nameless file in this node's cache folder
+    (`SYNTHQ_CACHE`/scratch), for a matrix as large as the rows it is made for: its pages
+    are the page cache's, which the kernel writes out and evicts under memory pressure,
+    so the process needs the disk for it, not the memory, and a killed process leaves
+    no file (it is unlinked from the start; the mapping keeps it until it is dropped)."""
+    folder = cache_dir() / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not shape[0] * shape[1]:
+        return np.zeros(shape, dtype=dtype)  # nothing to map: mmap refuses an empty file
+    with tempfile.TemporaryFile(dir=folder) as f:
+        f.truncate(shape[0] * shape[1] * np.dtype(dtype).itemsize)
+        return np.memmap(f, dtype=dtype, mode="r+", shape=shape)  # the mapping holds its own descriptor
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ It runs in three steps, so no process holds the scored rows, only one vector per
 - `screen`, per scored shard (Ray tasks): the checks of one row alone (score, moderation,
   benchmarks) and the survivors' query embeddings, kept in the lake (`indexes/curate`);
 - `decide`, once (one Ray task): ranking, dedup and the target size over the survivors' ids,
-  scores and vectors (float16: 0.75 KB per query; compared in float32 block by block; only
-  k-center selection holds its candidates in float32); the verdicts are written per scored shard;
+  scores and vectors (float16: 0.75 KB per query, in a scratch file mapped from the node's
+  cache folder, so they take its disk and page cache rather than the task's own memory;
+  compared in float32 block by block; only k-center selection holds its candidates in
+  float32); the verdicts are written per scored shard;
 - the `curated` stage, per scored shard: its rows with their verdicts, kept or rejected.
 """
 
@@ -36,7 +38,7 @@ import pyarrow.parquet as pq
 from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.embeddings import embed
 from synthq.tasks.core.lake import Lake, StageResult
-from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, within
+from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, scratch_array, within
 from synthq.tasks.core.parallel import run_alone, run_each
 from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
 from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields
@@ -137,10 +139,57 @@ def screen(scored: pa.Table, cfg: CurateConfig, embedder: str, device: str = "cp
     return out
 
 
-def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: ReleaseIndex | None = None) -> tuple[Verdicts, dict[str, int], dict]:
-    """Verdicts on every survivor of `screen` (a kept query has none), the topic of each kept
-    query when topics were drawn, and the selection's counts. The parts' vectors are moved
-    into the ranked matrix, read one part at a time (the parts keep their ids and scores)."""
+REASONS = ("", "near_duplicate", "duplicate_of_release", "not_selected", "topic_not_best")  # by code; 0: kept
+
+
+@dataclass
+class Decision:
+    """The decision on every survivor of `screen`, by rank position: a few bytes per query (codes
+    and positions), the verdicts' texts made only for the rows asked for (`for_rows`)."""
+
+    ids: np.ndarray  # survivors' ids in rank order (str)
+    rank: np.ndarray  # rank position of each survivor, in the order of the parts given to `decide`
+    reason: np.ndarray  # index in REASONS per position (0: kept)
+    other: np.ndarray  # the kept twin (near_duplicate) or the topic's best (topic_not_best); -1
+    similarity: np.ndarray  # with that twin or release row
+    topic: np.ndarray  # topic of each position when topics were drawn, else -1
+    threshold: float
+    stats: dict
+    matches: dict = field(default_factory=dict)  # position -> ReleaseMatch of a duplicate_of_release
+    release: str = ""  # the dataset whose release index was searched
+    selected: str = ""  # the detail of not_selected
+
+    def detail(self, pos: int) -> str:
+        reason = REASONS[self.reason[pos]]
+        if reason == "near_duplicate":
+            return f"cosine {self.similarity[pos]:.3f} >= {self.threshold} with kept query {self.ids[self.other[pos]]}"
+        if reason == "duplicate_of_release":
+            m = self.matches[pos]
+            return f"cosine {m.similarity:.3f} >= {self.threshold} with {self.release}/v{m.version} row {m.release_id}"
+        if reason == "topic_not_best":
+            return f"topic {self.topic[pos]}: {self.ids[self.other[pos]]} scored higher"
+        return self.selected
+
+    def for_rows(self, start: int, stop: int) -> tuple[Verdicts, dict[str, int]]:
+        """Verdicts of the rejected and topics of the kept among survivors start..stop (in the
+        order of the parts given to `decide`)."""
+        verdicts, labels = {}, {}
+        for pos in self.rank[start:stop].tolist():
+            if self.reason[pos]:
+                verdicts[str(self.ids[pos])] = (REASONS[self.reason[pos]], self.detail(pos))
+            elif self.topic[pos] >= 0:
+                labels[str(self.ids[pos])] = int(self.topic[pos])
+        return verdicts, labels
+
+    def everything(self) -> tuple[Verdicts, dict[str, int], dict]:
+        verdicts, labels = self.for_rows(0, len(self.rank))
+        return verdicts, labels, self.stats
+
+
+def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: ReleaseIndex | None = None) -> Decision:
+    """The decision on every survivor of `screen` (ranking, dedup, the target size) and the
+    selection's counts. The parts' vectors are moved into the ranked matrix (a scratch file,
+    see `scratch_array`), read one part at a time (the parts keep their ids and scores)."""
     ids = np.concatenate([p.ids for p in parts]) if parts else np.zeros(0, dtype=str)
     scores = np.concatenate([p.scores for p in parts]) if parts else np.zeros(0, dtype=np.int16)
     stats: dict = {}
@@ -151,53 +200,56 @@ def decide(parts: list[Screened], cfg: CurateConfig, seed: int, release: Release
             stats["benchmark_rows_unusable"] = p.unusable
     if cfg.benchmarks:
         stats["contamination_hits"] = dict(hits)
-    verdicts: Verdicts = {}
-    if not len(ids):
-        stats.update(near_duplicates=0, kept=0)
-        return verdicts, {}, stats
-    fresh = ~release.released(ids.tolist()) if release else np.ones(len(ids), dtype=bool)
+    n = len(ids)
+    fresh = ~release.released(pa.array(ids, pa.string())) if release and n else np.ones(n, dtype=bool)
     order = np.lexsort((ids, -scores.astype(np.int32), fresh))  # released first, then best score, then id
-    ids, fresh, rank = ids[order].tolist(), fresh[order], np.argsort(order)
+    ids, fresh = ids[order], fresh[order]
+    rank = np.empty(n, dtype=np.int32)
+    rank[order] = np.arange(n, dtype=np.int32)
+    del order, scores
+    out = Decision(ids, rank, np.zeros(n, dtype=np.int8), np.full(n, -1, dtype=np.int32), np.zeros(n, dtype=np.float32),
+                   np.full(n, -1, dtype=np.int32), cfg.dedup_threshold, stats)
+    if not n:
+        stats.update(near_duplicates=0, kept=0)
+        return out
     vecs, offset = None, 0
     for p in parts:  # each part's vectors move into the ranked matrix: one copy of them is held, not two
         part = p.take_vectors()
-        vecs = np.empty((len(ids), part.shape[1]), dtype=np.float16) if vecs is None else vecs
+        vecs = scratch_array((n, part.shape[1])) if vecs is None else vecs
         vecs[rank[offset : offset + len(p.ids)]] = part
         offset += len(p.ids)
 
     alive, dupes = within(vecs, cfg.dedup_threshold, index_spec(cfg), seed)
     for i, twin, sim in dupes:
-        verdicts[ids[i]] = ("near_duplicate", f"cosine {sim:.3f} >= {cfg.dedup_threshold} with kept query {ids[twin]}")
+        out.reason[i], out.other[i], out.similarity[i] = REASONS.index("near_duplicate"), twin, sim
     stats["near_duplicates"] = len(dupes)
     if release:
-        new, dropped = alive[fresh[alive]], set()
+        new, out.release = alive[fresh[alive]], release.name
         for m in release.nearest(vecs, cfg.dedup_threshold, rows=new):
             i = int(new[m.position])
-            dropped.add(i)
-            verdicts[ids[i]] = ("duplicate_of_release", f"cosine {m.similarity:.3f} >= {cfg.dedup_threshold} with {release.name}/v{m.version} row {m.release_id}")
-        alive = np.array([i for i in alive.tolist() if i not in dropped], dtype=np.int64)
-        stats["duplicates_of_release"] = len(dropped)
-    labels: dict[str, int] = {}
+            out.reason[i], out.matches[i] = REASONS.index("duplicate_of_release"), m
+        alive = alive[out.reason[alive] == 0]
+        stats["duplicates_of_release"] = len(out.matches)
     if cfg.target_size and len(alive) > cfg.target_size:
         if cfg.selection == "k_center":
-            keep = set(k_center(vecs, cfg.target_size, alive))
-            detail = f"k-center selection kept {len(keep)} of {len(alive)} (target_size={cfg.target_size})"
-            verdicts.update({ids[i]: ("not_selected", detail) for pos, i in enumerate(alive) if pos not in keep})
-            alive = alive[sorted(keep)]
+            keep = np.zeros(len(alive), dtype=bool)
+            keep[k_center(vecs, cfg.target_size, alive)] = True
+            out.selected = f"k-center selection kept {int(keep.sum())} of {len(alive)} (target_size={cfg.target_size})"
+            out.reason[alive[~keep]] = REASONS.index("not_selected")
+            alive = alive[keep]
         else:
             topic = topics(vecs, cfg.target_size, seed, alive)
             sizes = Counter(np.bincount(topic).tolist())  # topic size -> topics of that size: a row per size, not per topic
             stats["topic_size_histogram"] = {str(k): v for k, v in sorted(sizes.items()) if k}
-            best: dict[int, int] = {}
-            for pos, label in enumerate(topic.tolist()):  # ranked: the first seen is the best
-                best.setdefault(label, pos)
-            for pos, label in enumerate(topic.tolist()):
-                labels[ids[alive[pos]]] = label
-                if best[label] != pos:
-                    verdicts[ids[alive[pos]]] = ("topic_not_best", f"topic {label}: {ids[alive[best[label]]]} scored higher")
-            alive = alive[sorted(best.values())]
+            first = np.unique(topic, return_index=True)[1]  # alive is ranked: a topic's first row is its best
+            best = np.full(int(topic.max()) + 1, -1, dtype=np.int64)
+            best[topic[first]] = alive[first]
+            out.topic[alive] = topic
+            beaten = best[topic] != alive
+            out.reason[alive[beaten]], out.other[alive[beaten]] = REASONS.index("topic_not_best"), best[topic[beaten]]
+            alive = alive[~beaten]
     stats["kept"] = len(alive)
-    return verdicts, {k: v for k, v in labels.items() if k not in verdicts}, stats
+    return out
 
 
 def apply(scored: pa.Table, verdicts: Verdicts, labels: dict[str, int]) -> StageResult:
@@ -215,7 +267,7 @@ def apply(scored: pa.Table, verdicts: Verdicts, labels: dict[str, int]) -> Stage
 def select(scored: pa.Table, cfg: CurateConfig, embedder: str, seed: int, release: ReleaseIndex | None = None) -> StageResult:
     """The three steps on one table in memory: what the flow does shard by shard."""
     screened = screen(scored, cfg, embedder)
-    verdicts, labels, stats = decide([screened], cfg, seed, release)
+    verdicts, labels, stats = decide([screened], cfg, seed, release).everything()
     result = apply(scored, {**screened.verdicts, **verdicts}, labels)
     result.stats = stats
     return result
@@ -253,16 +305,17 @@ def decide_shards(lake_url: str, cfg: FactoryConfig, manifests: list[dict], path
     to them with the counts (`current.json`, last): a killed run leaves the old pointer."""
     lake = Lake(lake_url)
     parts = [Screened.read(lake, p) for p in paths]
-    verdicts, labels, stats = decide(parts, cfg.curate, cfg.seed, release_index(lake, cfg))
+    decision, offset = decide(parts, cfg.curate, cfg.seed, release_index(lake, cfg)), 0
     for m, part in zip(manifests, parts):
-        mine = {**part.verdicts, **{i: verdicts[i] for i in part.ids.tolist() if i in verdicts}}
-        topic = {i: labels[i] for i in part.ids.tolist() if i in labels}
+        verdicts, topic = decision.for_rows(offset, offset + len(part.ids))
+        offset += len(part.ids)
+        mine = {**part.verdicts, **verdicts}
         rows = {"id": list(mine) + list(topic), "reason": [v[0] for v in mine.values()] + [None] * len(topic),
                 "detail": [v[1] for v in mine.values()] + [None] * len(topic), "topic": [-1] * len(mine) + list(topic.values())}
         schema = pa.schema([("id", pa.string()), ("reason", pa.string()), ("detail", pa.string()), ("topic", pa.int64())])
         lake.write_table(lake.path(FOLDER, "selection", fp, f"{m['shard']}.parquet"), pa.table(rows, schema=schema))
-    lake.write_bytes(lake.path(FOLDER, "selection", "current.json"), json.dumps({"fingerprint": fp, "stats": stats}).encode())
-    return stats
+    lake.write_bytes(lake.path(FOLDER, "selection", "current.json"), json.dumps({"fingerprint": fp, "stats": decision.stats}).encode())
+    return decision.stats
 
 
 def run_selection(lake: Lake, cfg: FactoryConfig, remote: bool) -> tuple[str, dict]:

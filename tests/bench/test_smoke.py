@@ -13,6 +13,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 # script -> lines its output must contain
 EXPECTED = {
     "crawl_throughput.py": ["ratio requests/s / politeness ceiling", "ratio crawler / bare httpx"],
+    "decision_scale.py": ["| decision (3,000 queries) |", "| mapped | ", "| in memory | ", "same verdicts in both modes: True",
+                          "ratio mapped / in memory: anonymous peak"],
     "dedup_scale.py": ["ratio exact (extrapolated from the subset", "ratio time / 300s target"],
     "engine_overhead.py": ["overhead per request over the bare client"],
     "ingest_throughput.py": ["ratio synthq / trafilatura per core"],

@@ -5,7 +5,7 @@ import pytest
 
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, within
+from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, scratch_array, within
 
 DIM = 64
 EXACT = IndexSpec(threshold=10**9, nprobe=1)
@@ -80,6 +80,18 @@ def test_float16_vectors_drop_what_float32_drops():
     _, ivf16 = within(half, 0.9, IndexSpec(threshold=1_000, nprobe=16))
     exact = {d for d, _, _ in dropped}
     assert len(exact & {d for d, _, _ in ivf16}) >= 0.98 * len(exact)
+
+
+def test_a_scratch_array_lives_in_a_nameless_file_of_the_node_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHQ_CACHE", str(tmp_path))
+    vecs = scratch_array((1000, 384))
+    vecs[np.array([7, 3])] = 0.5
+    assert vecs.dtype == np.float16 and float(vecs[[3, 7]].sum()) == 384.0 and float(vecs[0].sum()) == 0.0
+    with open("/proc/self/maps") as f:  # file-backed pages, which the kernel may evict: not the process's own memory
+        mapped = [line for line in f if str(tmp_path / "scratch") in line]
+    assert mapped and all(line.rstrip().endswith("(deleted)") for line in mapped)
+    assert list((tmp_path / "scratch").iterdir()) == []  # a killed process leaves nothing behind
+    assert scratch_array((0, 384)).shape == (0, 384)
 
 
 def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
