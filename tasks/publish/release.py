@@ -32,7 +32,7 @@ from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.embeddings import dimension, embed
 from synthq.tasks.core.idset import IdPositions
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import ReleaseIndex
+from synthq.tasks.core.neardup import ReleaseIndex, scratch_array
 from synthq.tasks.core.records import PAIRS, SFT
 from synthq.tasks.publish import catalog
 from synthq.tasks.publish.card import render_card
@@ -201,8 +201,9 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[t
     `known` when one of its (ids, vectors) parts holds it (curation's screened files, read
     again for each version: the vectors `screen` computed with the same embedder), else it
     is embedded here, batch by batch.
-    What is held is the new rows' ids and vectors, never the rows. Returns the rows indexed
-    and, of them, the rows embedded."""
+    What is held is the new rows' ids (their vectors are gathered in a mapped scratch file)
+    and the index being added to, never the rows. Returns the rows indexed and, of them, the
+    rows embedded."""
     indexed = embedded = 0
     for version in versions(lake, name):
         if version in index.versions:
@@ -215,10 +216,10 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[t
             at = where.find(part_ids)
             mine = at >= 0
             if mine.any():
-                vecs = np.empty((len(ids), part_vecs.shape[1]), dtype=np.float32) if vecs is None else vecs
+                vecs = scratch_array((len(ids), part_vecs.shape[1]), np.float32) if vecs is None else vecs
                 vecs[at[mine]], found[at[mine]] = part_vecs[mine], True
         if vecs is None:
-            vecs = np.empty((len(ids), index.meta["dim"] or dimension(index.embedder)), dtype=np.float32)
+            vecs = scratch_array((len(ids), index.meta["dim"] or dimension(index.embedder)), np.float32)
         if not found.all():
             with lake.fs.open(release_data(lake, name, version), "rb") as f:
                 for batch in pq.ParquetFile(f).iter_batches(batch_size=EMBED_BATCH, columns=["id", "query"]):

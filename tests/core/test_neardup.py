@@ -5,7 +5,7 @@ import pytest
 
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, scratch_array, within
+from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, rows_by_cluster, scratch_array, within
 
 DIM = 64
 EXACT = IndexSpec(threshold=10**9, nprobe=1)
@@ -80,6 +80,19 @@ def test_float16_vectors_drop_what_float32_drops():
     _, ivf16 = within(half, 0.9, IndexSpec(threshold=1_000, nprobe=16))
     exact = {d for d, _, _ in dropped}
     assert len(exact & {d for d, _, _ in ivf16}) >= 0.98 * len(exact)
+
+
+def test_rows_are_grouped_by_cluster_as_a_stable_sort_groups_them():
+    """The counting sort, chunk by chunk, gives what one stable argsort of every probe gives."""
+    rng = np.random.default_rng(0)
+    for n, k, nlist, chunk in [(1_000, 4, 37, 100), (5_000, 16, 200, 65_536), (777, 1, 5, 50), (10, 3, 100, 3)]:
+        probes = rng.integers(0, nlist, (n, k)).astype(np.int32)
+        flat = probes.ravel()
+        expected = np.split(np.argsort(flat, kind="stable") // k, np.cumsum(np.bincount(flat, minlength=nlist))[:-1])
+        rows, bounds = rows_by_cluster(probes, nlist, chunk)
+        assert rows.dtype == np.int32
+        got = np.split(rows, bounds)
+        assert len(got) == nlist and all(np.array_equal(a, b) for a, b in zip(expected, got)), (n, k, nlist, chunk)
 
 
 def test_a_scratch_array_lives_in_a_nameless_file_of_the_node_cache(tmp_path, monkeypatch):
