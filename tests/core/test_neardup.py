@@ -118,6 +118,10 @@ def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
     assert index.meta["count"] == 2_000
     index.add(2, [f"b{i}" for i in range(3_000)], vecs[2_000:])
     assert index.meta["kind"] == "ivf" and index.versions == [1, 2]
+    import faiss
+
+    ivf = faiss.downcast_index(index._index)  # float16 vectors: half of float32's memory
+    assert isinstance(ivf, faiss.IndexIVFScalarQuantizer) and ivf.sq.qtype == faiss.ScalarQuantizer.QT_fp16
 
     reopened = ReleaseIndex(lake, "ds", spec, "emb")
     assert reopened.meta["count"] == 5_000
