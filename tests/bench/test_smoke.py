@@ -25,6 +25,7 @@ EXPECTED = {
                          "| synthesize | ", "Prefect task runs", "ratio attribute: time", "ratio publish: time"],
     # DataTrove's side runs where its environment was installed by a full run (the smoke never installs it)
     "peer_ingest.py": ["synthq ingest_flow:", "pages/s per core", "extraction F1 on 3 held-out news pages"],
+    "release_index.py": ["| release index (6,000 rows) |", "| segments | ", "| one index | ", "ratio segments / one index: last add's memory"],
     "retrieval_index.py": ["| flat | ", "| ivf (", "ratio ivf / flat: size", "| ivf | mapped | ", "ratio mapped / in memory (ivf): node memory"],
     "topic_scale.py": ["| tightness | ", "| same picks | | True |", "ratio plain greedy (extrapolated", "ratio two levels / flat (subset, nested): tightness", "ratio flat (extrapolated from the subset, "],
     "retrieval_recall.py": ["| dense | ", "| bm25 | ", "| hybrid | ", "ratio hybrid / dense recall@1", "best: "],

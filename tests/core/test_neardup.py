@@ -1,6 +1,9 @@
 """Dedup with FAISS: IVF recall against exact search, greedy semantics, the release index."""
 
+import json
+
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from synthq.tasks.core.errors import LakeError
@@ -108,6 +111,8 @@ def test_a_scratch_array_lives_in_a_nameless_file_of_the_node_cache(tmp_path, mo
 
 
 def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
+    import faiss
+
     lake = Lake(str(tmp_path / "lake"))
     spec = IndexSpec(threshold=3_000, nprobe=16)
     vecs, _ = clustered(5_000, dup_share=0.0, seed=1)
@@ -116,12 +121,11 @@ def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
     assert index.meta["kind"] == "flat" and index.meta["count"] == 2_000
     index.add(1, ["again"], vecs[:1])  # a version is indexed once
     assert index.meta["count"] == 2_000
-    index.add(2, [f"b{i}" for i in range(3_000)], vecs[2_000:])
+    index.add(2, [f"b{i}" for i in range(3_000)], vecs[2_000:])  # absorbs the smaller segment of v1
     assert index.meta["kind"] == "ivf" and index.versions == [1, 2]
-    import faiss
-
-    ivf = faiss.downcast_index(index._index)  # float16 vectors: half of float32's memory
-    assert isinstance(ivf, faiss.IndexIVFScalarQuantizer) and ivf.sq.qtype == faiss.ScalarQuantizer.QT_fp16
+    assert [(s.versions, s.count, s.kind) for s in index.segments] == [([1, 2], 5_000, "ivf")]
+    ivf = faiss.downcast_index(faiss.read_index(str(tmp_path / "lake/releases/ds/_index" / index.segments[0].file)))
+    assert isinstance(ivf, faiss.IndexIVFScalarQuantizer) and ivf.sq.qtype == faiss.ScalarQuantizer.QT_fp16  # half of float32
 
     reopened = ReleaseIndex(lake, "ds", spec, "emb")
     assert reopened.meta["count"] == 5_000
@@ -130,11 +134,37 @@ def test_release_index_grows_persists_and_switches_to_ivf(tmp_path):
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
     found = {(m.position, m.release_id, m.version) for m in reopened.nearest(probe, 0.9)}
     assert found == {(0, "a10", 1), (1, "b2000", 2)}
-    assert mapped(reopened._index)  # searched where it lies: no copy in the process
-    # adding to a mapped index would abort the process: the index is read into memory first
+    assert all(mapped(i) for i in reopened._indexes)  # searched where it lies: no copy in the process
+    # a small version makes a segment of its own: the big one is neither read nor rewritten
+    big = tmp_path / "lake/releases/ds/_index" / reopened.segments[0].file
+    stamp = big.stat().st_mtime_ns
     reopened.add(3, ["c0"], probe[:1])
-    assert not mapped(reopened._index) and reopened._index.ntotal == 5_001
-    assert ReleaseIndex(lake, "ds", spec, "emb").released(["c0"]).tolist() == [True]
+    reopened.add(4, [], probe[:0])  # no new rows: no segment
+    assert [(s.versions, s.count) for s in reopened.segments] == [([1, 2], 5_000), ([3], 1)] and big.stat().st_mtime_ns == stamp
+    again = ReleaseIndex(lake, "ds", spec, "emb")
+    assert again.released(["c0"]).tolist() == [True] and again.versions == [1, 2, 3, 4]
+    found = {(m.position, m.release_id, m.version) for m in again.nearest(probe, 0.9)}  # best over both segments
+    assert found == {(0, "c0", 3), (1, "b2000", 2)}
+    files = sorted(p.name for p in (tmp_path / "lake/releases/ds/_index").glob("*.faiss"))
+    assert files == sorted(s.file for s in again.segments)  # merged segments' files are gone
+
+
+def test_release_index_segments_stay_few_and_search_as_one(tmp_path):
+    """Binary-counter merging: after many small versions, about log2 of the rows in segments,
+    and a search finds what one index of every row finds."""
+    lake = Lake(str(tmp_path / "lake"))
+    vecs, _ = clustered(2_000, dup_share=0.0, seed=2)
+    index = ReleaseIndex(lake, "ds", EXACT, "emb")
+    for v in range(1, 21):  # 20 versions of 100 rows
+        rows = slice((v - 1) * 100, v * 100)
+        index.add(v, [f"v{v}-{i}" for i in range(100)], vecs[rows])
+    counts = [s.count for s in index.segments]
+    assert sum(counts) == 2_000 and len(counts) <= 5 and counts == sorted(counts, reverse=True)
+    probe = vecs[::97] + 0.005
+    probe /= np.linalg.norm(probe, axis=1, keepdims=True)
+    found = {m.position: m.release_id for m in ReleaseIndex(lake, "ds", EXACT, "emb").nearest(probe, 0.9)}
+    expected = {k: f"v{r // 100 + 1}-{r % 100}" for k, r in enumerate(range(0, 2_000, 97))}
+    assert found == expected
 
 
 def test_release_index_refuses_another_embedder_and_heals_a_torn_write(tmp_path):
@@ -143,14 +173,41 @@ def test_release_index_refuses_another_embedder_and_heals_a_torn_write(tmp_path)
     ReleaseIndex(lake, "ds", EXACT, "emb").add(1, [f"a{i}" for i in range(300)], vecs)
     with pytest.raises(LakeError, match="embedder 'emb'"):
         ReleaseIndex(lake, "ds", EXACT, "other").nearest(vecs[:1], 0.9)
-    # index.faiss written for a version whose index.json never landed: the next open rebuilds
+    # a segment's file holding other rows than index.json says (a torn write): the next open rebuilds it
     import faiss
 
     torn = faiss.IndexFlatIP(DIM)
     torn.add(np.concatenate([vecs, vecs]))
-    lake.write_bytes(lake.path("releases", "ds", "_index", "index.faiss"), faiss.serialize_index(torn).tobytes())
+    segment = ReleaseIndex(lake, "ds", EXACT, "emb").segments[0].file
+    lake.write_bytes(lake.path("releases", "ds", "_index", segment), faiss.serialize_index(torn).tobytes())
     index = ReleaseIndex(lake, "ds", EXACT, "emb")
     assert [m.release_id for m in index.nearest(vecs[5:6], 0.99)] == ["a5"]
+    lake.write_bytes(lake.path("releases", "ds", "_index", "segment-v9-v9.faiss"), b"left by a crash")
     index.add(2, ["b0"], vecs[:1])
     again = ReleaseIndex(lake, "ds", EXACT, "emb")
-    assert again.released(["a0", "a299", "b0"]).all() and again._index.ntotal == 301 and mapped(again._index)
+    assert again.released(["a0", "a299", "b0"]).all() and [s.count for s in again.segments] == [300, 1]
+    assert all(mapped(i) for i in (again._load() or again._indexes))
+    assert not lake.fs.exists(lake.path("releases", "ds", "_index", "segment-v9-v9.faiss"))
+
+
+def test_a_release_index_of_the_earlier_layout_is_read_and_grown(tmp_path):
+    """One index.faiss of every version (what publish wrote before segments) reads as one segment."""
+    import faiss
+
+    lake = Lake(str(tmp_path / "lake"))
+    vecs, _ = clustered(400, dup_share=0.0, seed=4)
+    folder = tmp_path / "lake/releases/ds/_index"
+    folder.mkdir(parents=True)
+    np.save(folder / "vectors-v1.npy", vecs[:300])
+    lake.write_table(lake.path("releases", "ds", "_index", "ids-v1.parquet"), pa.table({"id": [f"a{i}" for i in range(300)]}))
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(vecs[:300])
+    faiss.write_index(flat, str(folder / "index.faiss"))
+    meta = {"versions": [1], "count": 300, "kind": "flat", "trained_on": 0, "embedder": "emb", "dim": DIM}
+    (folder / "index.json").write_text(json.dumps(meta))
+    index = ReleaseIndex(lake, "ds", EXACT, "emb")
+    assert [m.release_id for m in index.nearest(vecs[7:8], 0.99)] == ["a7"]
+    index.add(2, [f"b{i}" for i in range(100)], vecs[300:])
+    again = ReleaseIndex(lake, "ds", EXACT, "emb")
+    assert [(s.versions, s.count) for s in again.segments] == [([1], 300), ([2], 100)]
+    assert [m.release_id for m in again.nearest(vecs[[7, 350]], 0.99)] == ["a7", "b50"]
