@@ -202,7 +202,7 @@ def index_releases(lake: Lake, name: str, index: ReleaseIndex, known: Iterable[t
     again for each version: the vectors `screen` computed with the same embedder), else it
     is embedded here, batch by batch.
     What is held is the new rows' ids (their vectors are gathered in a mapped scratch file)
-    and the index being added to, never the rows. Returns the rows indexed and, of them, the
+    and the release index's new segment, never the rows. Returns the rows indexed and, of them, the
     rows embedded."""
     indexed = embedded = 0
     for version in versions(lake, name):
