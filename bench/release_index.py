@@ -30,7 +30,8 @@ from decision_scale import Peaks
 from dedup_scale import corpus, rss_status, unit
 
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, build_index
+from synthq.tasks.core.neardup import IndexSpec, build_index
+from synthq.tasks.core.release_index import ReleaseIndex
 
 THRESHOLD = 0.92
 

@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from synthq.flows.runtime import StageFailed
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import release_index
+from synthq.tasks.core.release_index import release_index
 from synthq.tasks.core.report import failed_shards, failure_summary, lake_report, pairs_markdown
 from synthq.tasks.curate.select import screened_vectors
 from synthq.tasks.llm.tokens import Tokens

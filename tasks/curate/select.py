@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 from synthq.tasks.core.config import CurateConfig, FactoryConfig
 from synthq.tasks.core.embeddings import embed
 from synthq.tasks.core.lake import Lake, StageResult
-from synthq.tasks.core.neardup import ReleaseIndex, index_spec, release_index, scratch_array, within
+from synthq.tasks.core.neardup import index_spec, scratch_array, within
+from synthq.tasks.core.release_index import ReleaseIndex, release_index
 from synthq.tasks.core.parallel import run_alone, run_each
 from synthq.tasks.core.records import CURATED, REJECTED, rejection, table
 from synthq.tasks.curate.decontaminate import Benchmarks, benchmark_fields

@@ -32,7 +32,8 @@ from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.embeddings import dimension, embed
 from synthq.tasks.core.idset import IdPositions
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import ReleaseIndex, scratch_array
+from synthq.tasks.core.neardup import scratch_array
+from synthq.tasks.core.release_index import ReleaseIndex
 from synthq.tasks.core.records import PAIRS, SFT
 from synthq.tasks.publish import catalog
 from synthq.tasks.publish.card import render_card

@@ -8,7 +8,8 @@ import pytest
 
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex, rows_by_cluster, scratch_array, within
+from synthq.tasks.core.neardup import IndexSpec, rows_by_cluster, scratch_array, within
+from synthq.tasks.core.release_index import ReleaseIndex
 
 DIM = 64
 EXACT = IndexSpec(threshold=10**9, nprobe=1)

@@ -127,7 +127,8 @@ def test_curation_report_from_the_lake(lake_dir):
 def test_dedup_against_earlier_releases(lake_dir):
     """A new near-twin of a released row is dropped; a released row is never displaced."""
     from synthq.tasks.core.lake import Lake
-    from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
+    from synthq.tasks.core.neardup import IndexSpec
+    from synthq.tasks.core.release_index import ReleaseIndex
     from synthq.tasks.publish.release import index_releases, publish
 
     lake = Lake(lake_dir)

@@ -123,7 +123,7 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     # curate again with v1 in the release index: every released row stays, nothing new appears
     from synthq.flows.curate import curate_flow
     from synthq.flows.publish import publish_flow
-    from synthq.tasks.core.neardup import release_index
+    from synthq.tasks.core.release_index import release_index
 
     assert release_index(lake, cfg).versions == [1]
     curate_flow(cfg)

@@ -82,7 +82,8 @@ def test_release_on_a_remote_lake():
 
 
 def test_release_records_tokens_sources_and_indexes_its_rows(lake_dir):
-    from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
+    from synthq.tasks.core.neardup import IndexSpec
+    from synthq.tasks.core.release_index import ReleaseIndex
 
     lake = Lake(lake_dir)
     index = ReleaseIndex(lake, "demo", IndexSpec(1000, 4), "bundled")
@@ -106,7 +107,8 @@ def test_release_index_takes_the_vectors_curation_screened_and_embeds_only_the_r
 
     from synthq.tasks.core.config import CurateConfig
     from synthq.tasks.core.embeddings import embed
-    from synthq.tasks.core.neardup import IndexSpec, ReleaseIndex
+    from synthq.tasks.core.neardup import IndexSpec
+    from synthq.tasks.core.release_index import ReleaseIndex
     from synthq.tasks.curate.select import ScreenedVectors, screen
 
     lake = Lake(lake_dir)
