@@ -5,7 +5,7 @@ Queries are ranked: those already in an earlier release of the dataset first (a 
 never loses a row to a newer near-twin), then by score. Dedup drops any query whose cosine
 similarity to a better-ranked kept one reaches the threshold, so the kept member of a
 duplicate group is the released or best-scored one; then any new query within the threshold
-of a row of an earlier release (the release index, see dedup.py) is dropped. With a target size, either the kept queries are clustered into
+of a row of an earlier release (the release index, see core/release_index.py) is dropped. With a target size, either the kept queries are clustered into
 that many topics (FAISS k-means, see target.py) and the best-scored query of each topic is kept, or k-center
 greedy picks the most spread-out subset, starting from the best-scored query.
 
