@@ -41,10 +41,10 @@ ON_THIS_MACHINE = {  # the paper profile within the bundled model's context
 }
 SMOKE = {  # tiny budgets, same code path; one engine (same context) serves both profiles
     "default": {"attribute.document_tokens": 256, "synthesize.document_tokens": 256, "synthesize.prompt_tokens": 1200,
-                "attribute.max_output_tokens": 384, "synthesize.max_output_tokens": 384, "curate.max_output_tokens": 512},
+                "attribute.max_output_tokens": 384, "synthesize.max_output_tokens": 256, "curate.max_output_tokens": 384},
     "paper": {"engine.max_model_len": 4096, "attribute.document_tokens": 256, "attribute.max_output_tokens": 384,
               "synthesize.document_tokens": 256, "synthesize.demonstration_document_tokens": 256,
-              "synthesize.prompt_tokens": 1600, "synthesize.max_output_tokens": 384, "curate.max_output_tokens": 512},
+              "synthesize.prompt_tokens": 1600, "synthesize.max_output_tokens": 256, "curate.max_output_tokens": 384},
 }
 
 

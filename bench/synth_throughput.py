@@ -189,13 +189,13 @@ def stage_requests(cfg: FactoryConfig) -> list:
 
 
 def bench_args(docs: int) -> argparse.Namespace:
-    """--docs, --set and --smoke (2 documents, short outputs), shared by the synthesis benches."""
+    """--docs, --set and --smoke (2 documents, outputs cut at 128 tokens), shared by the synthesis benches."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=docs, help="documents of the sample to synthesize from (36 in all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. synthesize.group_size=4")
     args = smoke.parse(ap, docs=2)
     if args.smoke:
-        args.sets = ["synthesize.max_output_tokens=256", "synthesize.prompt_tokens=2200", *args.sets]
+        args.sets = ["synthesize.max_output_tokens=128", "synthesize.prompt_tokens=2200", *args.sets]
     return args
 
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -83,6 +83,20 @@ class EngineConfig(_Section):
         "prefill and stops serving on the first long prompt: the in-process engine drops it on CPU by "
         "itself; set false for an OpenAI-compatible server running the CPU build.",
     )
+
+    # how requests reach the engine, not what they ask of it: changing one regenerates nothing
+    TRANSPORT: ClassVar[tuple[str, ...]] = (
+        "base_url", "api_key_env", "max_concurrency", "max_retries", "breaker_failures", "breaker_cooldown_s",
+        "request_timeout_s", "replicas", "kv_cache_gib", "gpu_memory_utilization", "tensor_parallel_size",
+    )
+
+    def identity(self) -> dict:
+        """The settings that decide what the engine writes, the part of a shard's config digest:
+        the transport fields read as their defaults, so that another server address, more
+        retries or a longer timeout after an outage leave finished shards finished (and the
+        digests of lakes written with default settings stay what they were)."""
+        defaults = type(self).model_fields
+        return {**self.model_dump(), **{f: defaults[f].default for f in self.TRANSPORT}}
 
 
 class CrawlConfig(_Section):
@@ -290,7 +304,8 @@ class FactoryConfig(_Section):
         """Short hash of the named fields ('engine', 'curate.max_output_tokens'): a change there
         invalidates finished shards."""
         values = {s: functools.reduce(getattr, s.split("."), self) for s in sections}
-        data = {k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in values.items()}
+        data = {k: v.identity() if isinstance(v, EngineConfig) else v.model_dump() if isinstance(v, BaseModel) else v
+                for k, v in values.items()}
         blob = json.dumps(data, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

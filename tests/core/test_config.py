@@ -1,6 +1,6 @@
 import pytest
 
-from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
+from synthq.tasks.core.config import EngineConfig, FactoryConfig, load_config, parse_override
 from synthq.tasks.core.errors import ConfigError
 
 
@@ -54,6 +54,29 @@ def test_selection_options_do_not_invalidate_scores():
     assert SCORE.digest(a) == SCORE.digest(b)
     assert SELECT.digest(a) != SELECT.digest(b)
     assert SCORE.digest(a) != SCORE.digest(FactoryConfig(curate={"max_output_tokens": 300}))
+
+
+def test_how_requests_reach_the_engine_is_not_part_of_a_shards_digest():
+    """Another server, more retries or a longer timeout after an outage leave finished shards
+    finished; another model or sampling setting redoes them. A lake written with the default
+    settings keeps the digests it had before transport fields were set apart."""
+    import hashlib
+    import json
+
+    from synthq.tasks.synthesize.process import STAGE_SPEC
+
+    a = FactoryConfig(engine={"kind": "openai", "base_url": "http://a:8000/v1", "model": "m"})
+    moved = FactoryConfig(engine={"kind": "openai", "base_url": "http://b:9000/v1", "model": "m", "max_retries": 12,
+                                  "request_timeout_s": 900, "max_concurrency": 8, "breaker_failures": 40,
+                                  "breaker_cooldown_s": 60, "api_key_env": "OTHER_KEY", "replicas": 2})
+    assert a.digest("engine") == moved.digest("engine") and STAGE_SPEC.digest(a) == STAGE_SPEC.digest(moved)
+    for change in ({"model": "other"}, {"frequency_penalty": 0.0}, {"seed": 1}, {"max_model_len": 8192}, {"kind": "vllm"}):
+        other = FactoryConfig(engine={"kind": "openai", "base_url": "http://a:8000/v1", "model": "m", **change})
+        assert STAGE_SPEC.digest(other) != STAGE_SPEC.digest(a), change
+    plain = FactoryConfig()
+    before = hashlib.sha256(json.dumps({"engine": plain.engine.model_dump()}, sort_keys=True).encode()).hexdigest()[:12]
+    assert plain.digest("engine") == before
+    assert set(EngineConfig.TRANSPORT) <= set(EngineConfig.model_fields)
 
 
 def test_cli_config_prints_yaml_and_names_bad_keys():

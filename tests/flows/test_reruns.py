@@ -74,6 +74,15 @@ def test_reruns_regenerate_exactly_what_changed(prefect_server, ray_local, tmp_p
     assert demos and instr
     grounded = {d["seed_id"]: d["document_id"] for d in demos.values()}
 
+    # the endpoint moved and retries, timeout and concurrency were raised after an outage: every
+    # finished shard is skipped (not redone from the LLM cache), and no request reaches either server
+    finished = {ds: {m["shard"]: m["finished_at"] for m in lake.manifests(ds)} for ds in ("demonstrations", "instructions")}
+    with Faulty(rate=0.0) as moved:
+        calls = run(load_config(None, {**base, **moved.engine_settings(), "engine.max_retries": 9,
+                                       "engine.request_timeout_s": 900, "engine.max_concurrency": 4}))
+        assert calls == 0 and moved.served == 0
+    assert {ds: {m["shard"]: m["finished_at"] for m in lake.manifests(ds)} for ds in finished} == finished
+
     # another shard size: nothing is generated again, also when the documents are re-ingested
     # in place and cut anew (each redone synthesis shard carries its documents' rows over)
     assert run(load_config(None, {**base, "shard_size": 3})) == 0
