@@ -15,8 +15,11 @@ cosine floor would mostly reject, so the bench sets `curate.checks.enabled=false
 Per stage (from the Prefect flow runs of this run): input items, items/s, wall time, peak RSS
 of the driver process and of the largest Ray worker (sampled every 0.2 s with psutil among
 the driver's descendants; each size runs in a fresh driver process), and the number of Prefect
-task runs. A Ray worker keeps the size its largest task gave it, so a stage whose own tasks
-need less shows what an earlier stage left (publish runs no Ray task). With two sizes
+task runs. The Ray worker column is the largest worker while the stage ran, whatever it held
+before; each stage's own memory is in the next columns: the largest peak of a worker while it
+ran one of the stage's shards (the manifests' `memory`, measured from the shard's start), the
+most a shard added to its worker's size, and the peak of the one-off steps that run in a
+worker of their own (the retrieval index's build, curation's decision). With two sizes
 (`--docs 2000,20000`) it prints the growth ratios of the larger run over the smaller, both
 measured in this invocation: time ratio against the size ratio (linear means equal), and
 peak RSS ratio (flat means 1).
@@ -53,6 +56,9 @@ import psutil  # noqa: E402
 import smoke  # noqa: E402
 
 STAGES = ("ingest", "attribute", "synthesize", "curate", "respond", "publish")
+WRITES = {"ingest": ("documents",), "attribute": ("demonstrations",), "synthesize": ("instructions",),
+          "curate": ("scored", "curated"), "respond": ("responses", "pairs")}  # the shards a stage's tasks write
+ONE_OFF = ("build_index", "decide_shards")  # the retrieval index and curation's decision: one Ray worker each
 INPUT_OF = {"ingest": "documents", "attribute": "demonstrations", "synthesize": "instructions", "curate": "scored"}
 # ^ the dataset whose kept + rejected rows count a stage's input items; respond and publish read the curated rows
 UNFLOORED = {"curate.checks.enabled": False, "attribute.min_retrieval_score": -1.0}
@@ -135,7 +141,9 @@ def write_seeds(path: Path, n: int, seed: int = 0) -> None:
 
 
 class Sampler(threading.Thread):
-    """RSS of the driver and of the largest Ray worker among its descendants, every 0.2 s."""
+    """RSS of the driver and of the largest Ray worker among its descendants, every 0.2 s; and
+    of the workers running a one-off step (`ONE_OFF`: each in a worker of its own, which exits
+    after it), told by the process title Ray gives a worker while it runs a task."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -143,18 +151,22 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self.done.wait(0.2):
-            workers = 0
+            workers, one_off = 0, 0
             for child in self.me.children(recursive=True):
                 try:
-                    if " ".join(child.cmdline()).startswith("ray::"):
-                        workers = max(workers, child.memory_info().rss)
+                    title = " ".join(child.cmdline())
+                    if title.startswith("ray::"):
+                        rss = child.memory_info().rss
+                        workers = max(workers, rss)
+                        if title.split()[0].removeprefix("ray::") in ONE_OFF:
+                            one_off = max(one_off, rss)
                 except psutil.Error:
                     continue
-            self.samples.append((time.time(), self.me.memory_info().rss, workers))
+            self.samples.append((time.time(), self.me.memory_info().rss, workers, one_off))
 
-    def peaks(self, start: float, end: float) -> tuple[float, float]:
+    def peaks(self, start: float, end: float) -> tuple[float, float, float]:
         inside = [s for s in self.samples if start <= s[0] <= end] or self.samples[-1:]
-        return max(s[1] for s in inside) / 2**20, max(s[2] for s in inside) / 2**20
+        return tuple(max(s[k] for s in inside) / 2**20 for k in (1, 2, 3))
 
 
 def flow_runs(since: float) -> dict[str, tuple[float, float, int]]:
@@ -180,6 +192,7 @@ def one_run(n_docs: int, n_seeds: int, work: Path, overrides: dict) -> list[dict
     from synthq.flows.factory import factory_flow
     from synthq.tasks.core.config import load_config
     from synthq.tasks.core.lake import Lake
+    from synthq.tasks.core.report import shard_memory
     from synthq.tasks.llm.models import resolve_model
     from tests.llm.faults import Faulty
 
@@ -208,19 +221,27 @@ def one_run(n_docs: int, n_seeds: int, work: Path, overrides: dict) -> list[dict
         else:
             report = lake.report(INPUT_OF[stage])
             items = report["kept"] + report["rejected"]
-        driver, worker = sampler.peaks(t0, t1)
-        rows.append({"stage": stage, "items": items, "wall": t1 - t0, "driver": driver, "worker": worker, "tasks": tasks_})
+        driver, worker, one_off = sampler.peaks(t0, t1)
+        shard = [shard_memory(lake.manifests(d)) or {} for d in WRITES.get(stage, ())]
+        rows.append({"stage": stage, "items": items, "wall": t1 - t0, "driver": driver, "worker": worker, "tasks": tasks_,
+                     "shard_peak": max((m.get("peak_mib_max", 0) for m in shard), default=0),
+                     "shard_added": max((m.get("added_mib_max", 0) for m in shard), default=0), "one_off": one_off})
     print(f"factory wall {total:.1f}s, stub answered {served:,} requests", flush=True)
     ray.shutdown()
     return rows
 
 
 def table(rows: list[dict], n_docs: int) -> None:
-    print(f"| stage ({n_docs:,} docs) | items | wall s | items/s | driver peak MiB | Ray worker peak MiB | Prefect task runs |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| stage ({n_docs:,} docs) | items | wall s | items/s | driver peak MiB | Ray worker peak MiB "
+          "| shard peak MiB | shard added MiB | one-off step peak MiB | Prefect task runs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         rate = r["items"] / r["wall"] if r["wall"] else 0.0
-        print(f"| {r['stage']} | {r['items']:,} | {r['wall']:.1f} | {rate:,.1f} | {r['driver']:.0f} | {r['worker']:.0f} | {r['tasks']} |")
+        print(f"| {r['stage']} | {r['items']:,} | {r['wall']:.1f} | {rate:,.1f} | {r['driver']:.0f} | {r['worker']:.0f} "
+              f"| {r['shard_peak']:.0f} | {r['shard_added']:.0f} | {r['one_off']:.0f} | {r['tasks']} |")
+    print("(shard peak: the largest peak of a shard's worker while it ran that shard, from the manifests; shard added: "
+          "the most a shard added to its worker's size at its start; one-off step: the retrieval index's build and "
+          "curation's decision, each in a worker of its own)")
 
 
 def ratios(small: list[dict], big: list[dict], sizes: tuple[int, int]) -> None:
@@ -229,8 +250,10 @@ def ratios(small: list[dict], big: list[dict], sizes: tuple[int, int]) -> None:
     for a, b in zip(small, big):
         time_ratio = b["wall"] / a["wall"] if a["wall"] else float("nan")
         flag = "  <- grows faster than the corpus" if time_ratio > 1.1 * size_ratio else ""
+        own = "".join(f", {label} {b[key] / a[key]:.2f}x" for key, label in (("shard_peak", "shard peak"), ("one_off", "one-off step"))
+                      if a[key] and b[key])
         print(f"ratio {a['stage']}: time {time_ratio:.1f}x, driver RSS {b['driver'] / a['driver']:.2f}x, "
-              f"worker RSS {b['worker'] / max(a['worker'], 1):.2f}x, task runs {b['tasks']}/{a['tasks']}{flag}")
+              f"worker RSS {b['worker'] / max(a['worker'], 1):.2f}x{own}, task runs {b['tasks']}/{a['tasks']}{flag}")
 
 
 def main() -> None:

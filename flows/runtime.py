@@ -22,7 +22,7 @@ from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.errors import SynthqError
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.progress import StageProgress
-from synthq.tasks.core.report import fault_totals
+from synthq.tasks.core.report import fault_totals, shard_memory
 from synthq.tasks.shards.stage import ShardSpec, Stage, run_shard
 from synthq.tasks.llm.cache import compact
 from synthq.tasks.llm.engine import Engine
@@ -171,6 +171,11 @@ def publish_report(lake: Lake, dataset: str) -> dict:
     if faults:
         reasons += "\n\nService faults met / retried / still failing, by kind: " + ", ".join(
             f"{kind} {n['met']}/{n['retried']}/{n['failed']}" for kind, n in sorted(faults.items()))
+    memory = shard_memory(manifests)
+    if memory:
+        reasons += (f"\n\nMemory per shard ({memory['shards']} measured): the worker peaked at {memory['peak_mib_max']:,} MiB "
+                    f"at most (median {memory['peak_mib_median']:,}); a shard added at most {memory['added_mib_max']:,} MiB "
+                    "to the size its worker had when it began")
     failed = lake.failures(dataset)
     if failed:
         reasons += f"\n\n**{len(failed)} shard(s) failed** (rerun to retry them): " + "; ".join(f"{f['shard']}: {f['error'][:160]}" for f in failed[:3])

@@ -37,6 +37,18 @@ def fault_totals(manifests: list[dict]) -> dict[str, dict[str, int]]:
     return out
 
 
+def shard_memory(manifests: list[dict]) -> dict | None:
+    """Over the shards that measured it: the largest and the median peak resident set of a
+    shard's worker, and the most a shard added to the size its worker had when it began (MiB);
+    None when no shard measured it (not on Linux, or written before shards did)."""
+    measured = [m["stats"]["memory"] for m in manifests if m.get("stats", {}).get("memory")]
+    if not measured:
+        return None
+    peaks = sorted(x["peak_mib"] for x in measured)
+    return {"shards": len(measured), "peak_mib_max": peaks[-1], "peak_mib_median": peaks[len(peaks) // 2],
+            "added_mib_max": max(x["peak_mib"] - x["rss_start_mib"] for x in measured)}
+
+
 def failed_shards(lake: Lake) -> list[dict]:
     """Every shard, in every dataset, whose last run failed."""
     return [f for name in DATASETS for f in lake.failures(name)]

@@ -17,6 +17,7 @@ import pyarrow as pa
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.lake import Lake, StageResult
+from synthq.tasks.core.memory import measured, release_freed
 from synthq.tasks.core.prompts import load_prompt
 from synthq.tasks.llm.cache import CachedEngine
 from synthq.tasks.llm.engine import Engine
@@ -72,13 +73,16 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
         engine = CachedEngine(engine, lake, cfg.engine.model, scope=f"{stage.dataset}-{spec.shard}")
     ctx = StageContext(cfg=cfg, lake=lake, engine=engine, shard=spec.shard)
     ctx.extras.update(stage.services)
-    if stage.prepare:
-        stage.prepare(ctx)
-    if spec.rows is not None:
-        rows = spec.rows
-    else:
-        rows = pa.concat_tables([lake.read_shard(spec.upstream, s) for s in spec.parts or (spec.shard,)], promote_options="default")
-    result = stage.process(rows, ctx)
+    with measured() as memory:  # the shard's own peak, not the largest the worker ever was
+        if stage.prepare:
+            stage.prepare(ctx)
+        if spec.rows is not None:
+            rows = spec.rows
+        else:
+            rows = pa.concat_tables([lake.read_shard(spec.upstream, s) for s in spec.parts or (spec.shard,)], promote_options="default")
+        result = stage.process(rows, ctx)
+    if memory:
+        result.stats["memory"] = memory
     if isinstance(engine, CachedEngine):
         result.stats["llm_cache"] = engine.report()
     faults = getattr(engine.inner if isinstance(engine, CachedEngine) else engine, "faults", None)
@@ -87,6 +91,8 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     if ctx.llm["calls"]:
         result.stats["llm"] = ctx.llm
     row = lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest, reads=spec.reads)
+    del rows, result
+    release_freed()  # a worker that runs later stages' shards does not keep this one's peak
     return {**row, "skipped": False}
 
 

@@ -21,7 +21,7 @@ EXPECTED = {
     "llm_cache.py": ["| partitions | ", "| one file per answer | ", "ratio files per answer", "ratio lookup time"],
     "near_dup.py": ["ratio vectorised / datasketch", "memory: driver RSS"],
     "extraction_quality.py": ["mean F1: plain trafilatura.extract", "ratio"],
-    "factory_scale.py": ["curate.checks.enabled=false and attribute.min_retrieval_score=-1", "| stage (40 docs) |",
+    "factory_scale.py": ["curate.checks.enabled=false and attribute.min_retrieval_score=-1", "| stage (40 docs) |", "| shard peak MiB |", ", shard peak ",
                          "| synthesize | ", "Prefect task runs", "ratio attribute: time", "ratio publish: time"],
     # DataTrove's side runs where its environment was installed by a full run (the smoke never installs it)
     "peer_ingest.py": ["synthq ingest_flow:", "pages/s per core", "extraction F1 on 3 held-out news pages"],
