@@ -31,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 import smoke
-from dedup_scale import corpus, rss_status
+from dedup_scale import corpus
 
 from synthq.tasks.core.config import CurateConfig
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.memory import reset_peak, rss_status
 from synthq.tasks.curate import select
 
 MODES = ("mapped", "in memory")
@@ -74,8 +75,7 @@ def one_mode(mode: str, lake_url: str, paths: list[str], cfg: CurateConfig, seed
         select.scratch_array = lambda shape, dtype=np.float16: np.empty(shape, dtype=dtype)
     lake = Lake(lake_url)
     before = {"rss": rss_status("VmRSS"), "anon": rss_status("RssAnon"), "file": rss_status("RssFile")}
-    with open("/proc/self/clear_refs", "w") as f:  # VmHWM starts again from here
-        f.write("5")
+    reset_peak()  # VmHWM starts again from here
     peaks = Peaks()
     peaks.start()
     start = time.perf_counter()

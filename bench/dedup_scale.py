@@ -22,6 +22,7 @@ import numpy as np
 
 import smoke
 
+from synthq.tasks.core.memory import reset_peak, rss_status
 from synthq.tasks.core.neardup import IndexSpec, f32, groups_for, pairs, within
 
 DIM = 384
@@ -62,18 +63,6 @@ def pair_recall(vecs: np.ndarray, groups, threshold: float, sample: np.ndarray) 
     rows, found_ids, _ = pairs(vecs, [(q[wanted[q]], m) for q, m in groups], threshold)
     found = set(zip(rows.tolist(), found_ids.tolist()))
     return len(truth & found) / max(1, len(truth)), len(truth)
-
-
-def rss_status(field: str) -> int:
-    """VmRSS or VmHWM (the peak since the last reset) of this process, bytes (Linux)."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
-
-
-def reset_peak() -> None:
-    """Start VmHWM again from the current RSS, so the peak is the dedup's, not the corpus's making."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
 
 
 def timed(fn):
