@@ -6,7 +6,8 @@ the end, the mark started again from the step's start (Linux: VmHWM, reset throu
 largest the worker ever was. `release_freed()` hands the heap a step freed back to the system
 (glibc's malloc_trim), so a long-lived Ray worker does not keep its largest step's size
 through every later stage. Where the kernel or the C library offers neither, both do nothing
-and no figure is given.
+and no figure is given. Both act on the whole process: two steps run at once in one process
+(threads) share one figure, which Ray's workers, one task at a time, never do.
 """
 
 from __future__ import annotations
