@@ -21,6 +21,7 @@ from prefect.futures import as_completed
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.errors import SynthqError
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.core.parallel import releasing
 from synthq.tasks.core.progress import StageProgress
 from synthq.tasks.core.report import fault_totals, shard_memory
 from synthq.tasks.shards.stage import ShardSpec, Stage, run_shard
@@ -74,7 +75,8 @@ def engine_for(cfg: FactoryConfig) -> Engine:
 def shard_task(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine | None) -> dict:
     start = time.perf_counter()
     get_run_logger().info("%s shard %s: started", stage.dataset, spec.shard)
-    ref = ray.remote(run_shard).options(num_cpus=stage.cpus).remote(stage, spec, cfg, engine)
+    # releasing: the worker hands back the heap the shard freed, so later stages' shards do not start from its peak
+    ref = ray.remote(releasing(run_shard)).options(num_cpus=stage.cpus).remote(stage, spec, cfg, engine)
     row = ray.get(ref)
     reasons = ", ".join(f"{k}: {v}" for k, v in row["reasons"].items())
     state = "already done" if row["skipped"] else f"{time.perf_counter() - start:.1f}s"

@@ -10,9 +10,9 @@ from synthq.tasks.core.memory import release_freed
 
 
 def releasing(fn: Callable) -> Callable:
-    """fn, then the heap it freed handed back to the system: a Ray worker that embedded a shard
-    (about 300 MiB of freed torch buffers with the bundled embedder) does not keep that size
-    through the stages after it."""
+    """fn, then the heap it freed handed back to the system, for every Ray task of the factory
+    (shards and run_each steps): a worker that embedded a shard (about 300 MiB of freed torch
+    buffers with the bundled embedder) does not keep that size through the stages after it."""
 
     @functools.wraps(fn)
     def run(*args):

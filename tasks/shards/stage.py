@@ -17,7 +17,7 @@ import pyarrow as pa
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.shards.context import StageContext
 from synthq.tasks.core.lake import Lake, StageResult
-from synthq.tasks.core.memory import measured, release_freed
+from synthq.tasks.core.memory import measured
 from synthq.tasks.core.prompts import load_prompt
 from synthq.tasks.llm.cache import CachedEngine
 from synthq.tasks.llm.engine import Engine
@@ -91,8 +91,6 @@ def run_shard(stage: Stage, spec: ShardSpec, cfg: FactoryConfig, engine: Engine 
     if ctx.llm["calls"]:
         result.stats["llm"] = ctx.llm
     row = lake.write_shard(stage.dataset, spec.shard, result, input_id=spec.input_id, config=digest, reads=spec.reads)
-    del rows, result
-    release_freed()  # a worker that runs later stages' shards does not keep this one's peak
     return {**row, "skipped": False}
 
 
