@@ -2,16 +2,18 @@
 
 The same synthesis requests (the stage's grouped requests over sample documents) go first
 through OpenAIEngine to `vllm serve` (the CPU build's API server, started here with the
-engine's settings), then, once the server is stopped, through the in-process VLLMEngine:
-two engines do not fit 2 cores at once. Each engine is warmed with one request before the
-timed run. Reported: requests/s and output tokens/s of each, and their ratio.
+engine's settings, or the one `--server` names), then through the in-process engine (the
+factory's engine pool, bench/engines.py). A server started here is stopped before the pool
+loads: two busy engines do not fit 2 cores at once (an idle one costs nothing). Each engine is
+warmed with one request, and the pool's prefix cache emptied, before the timed run. Reported:
+requests/s and output tokens/s of each, and their ratio.
 
 On the same server, before it stops, Bespoke Curator's online backend gets the same messages
 and schema (bench/peers/curator.py: its own environment, installed by a full run): output
 tokens/s from the server's counter, the ratio, and what each does with outputs that fail the
 schema, counted.
 
-    .venv/bin/python bench/openai_vs_inprocess.py [--docs 12]
+    .venv/bin/python bench/openai_vs_inprocess.py [--docs 12] [--server http://127.0.0.1:8000/v1]
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pathlib import Path
 
 from peers import curator
 from peers.envs import peer_python
-from synth_throughput import bench_args, close_llm, stage_requests, working_config
+from engines import engine_pool, on_engine, openai_server, reset_prefix_cache
+from synth_throughput import bench_args, stage_requests, working_config
 
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.llm.engine import Request
@@ -46,42 +49,37 @@ def timed(engine, requests: list[Request]) -> dict:
     }
 
 
-def over_http(cfg: FactoryConfig, requests: list[Request], workdir: str, peer: Path | None) -> tuple[dict, dict | None]:
+def over_http(cfg: FactoryConfig, requests: list[Request], workdir: str, peer: Path | None, server: str | None) -> tuple[dict, dict | None]:
     from synthq.tasks.llm.openai_engine import OpenAIEngine
-    from synthq.tasks.llm.serve import local_server
     from synthq.tasks.llm.vllm_engine import has_gpu
 
     log_path = os.path.join(workdir, "serve.log")
-    with local_server(cfg.engine, log_path, served_name="bench") as url:
+    with openai_server(cfg.engine, server, log_path) as (url, name):
         # the CPU build's server fails on seeded requests whose prompts are prefilled in chunks
-        http = cfg.engine.model_copy(update={"kind": "openai", "base_url": url, "model": "bench", "seed_per_request": has_gpu()})
+        http = cfg.engine.model_copy(update={"kind": "openai", "base_url": url, "model": name, "seed_per_request": has_gpu()})
         before = curator.generated_tokens(url)
         result = timed(OpenAIEngine(http), requests)
         result["server_tokens"] = curator.generated_tokens(url) - before
-        if result["errors"]:
+        if result["errors"] and os.path.exists(log_path):
             print(open(log_path).read()[-3000:])
         work = Path(workdir) / "curator"
         work.mkdir()
-        return result, curator.curator(peer, url, requests, work) if peer else None
+        return result, curator.curator(peer, url, name, requests, work) if peer else None
 
 
 def in_process(cfg: FactoryConfig, requests: list[Request]) -> dict:
-    from synthq.tasks.llm.vllm_engine import VLLMEngine
-
-    engine = VLLMEngine(cfg.engine)
-    try:
-        return timed(engine, requests)
-    finally:
-        close_llm(engine.llm)
+    engine = engine_pool(cfg)
+    on_engine(engine, reset_prefix_cache)
+    return timed(engine, requests)
 
 
 def main() -> None:
-    args = bench_args(12)
+    args = bench_args(12, server=True)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = working_config(tmp, args.docs, args.sets, args.smoke)
         requests = stage_requests(cfg)
         peer, why = peer_python(curator.PEER_ENV, curator.PEER, install=not args.smoke)
-        http, theirs = over_http(cfg, requests, tmp, peer)
+        http, theirs = over_http(cfg, requests, tmp, peer, args.server)
         local = in_process(cfg, requests)
     print(f"\n{len(requests)} synthesis requests, same prompts and sampling")
     for name, r in (("openai engine -> vllm serve", http), ("in-process engine", local)):

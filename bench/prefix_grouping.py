@@ -1,7 +1,8 @@
 """Prefill of grouped synthesis prompts vs the same prompts shuffled vs per-document draws.
 
 Three sets of synthesis requests over the same sample documents, each run once on the
-in-process engine with a cold prefix cache and `max_tokens=1`, so the time is prefill:
+in-process engine (inside the engine pool's actor, bench/engines.py) with a cold prefix cache
+and `max_tokens=1`, so the time is prefill:
 
 - grouped: the stage's requests (similar documents share one demonstration block, sent
   consecutively);
@@ -27,7 +28,8 @@ import tempfile
 import time
 from dataclasses import replace
 
-from synth_throughput import bench_args, close_llm, stage_requests, working_config
+from engines import engine_pool, on_engine
+from synth_throughput import bench_args, stage_requests, working_config
 
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.llm.engine import Request
@@ -57,12 +59,10 @@ def main() -> None:
         shuffled = random.Random(0).sample(grouped, k=len(grouped))
         per_document = requests_for(cfg, group_size=1, similar_fraction=0.0)
 
-        from synthq.tasks.llm.vllm_engine import VLLMEngine
-
-        engine = VLLMEngine(cfg.engine)
+        engine = engine_pool(cfg)
         engine.generate(per_document[:1])  # warm-up: schema compilation, first kernels
-        runs = {"grouped": prefill(engine, grouped), "shuffled": prefill(engine, shuffled), "per document": prefill(engine, per_document)}
-        close_llm(engine.llm)
+        runs = {name: on_engine(engine, prefill, requests)
+                for name, requests in (("grouped", grouped), ("shuffled", shuffled), ("per document", per_document))}
 
     s = cfg.synthesize
     print(f"\n{len(grouped)} requests, group_size {s.group_size}, similar_fraction {s.similar_fraction}, prompt budget {s.prompt_tokens}")

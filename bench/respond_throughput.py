@@ -4,9 +4,9 @@ n samples in one request vs n separate requests.
 The stage run is what a shard task does: expert identities, answers (`respond.samples` per
 request), model-free checks, the LLM judge (with its repair round), the shard write, through
 the engine's Ray actor and the LLM cache. Every batch it sends the engine is recorded; the
-baseline, in the same run after the stage's engine is gone, replays the very same batches
-(prompts, sampling, n) through `LLM.chat` in this process. Both report output tokens/s; the
-ratio is the stage's efficiency (target >= 0.95).
+baseline, in the same run, replays the very same batches (prompts, sampling, n) through
+`LLM.chat` of the same loaded engine inside its actor (bench/engines.py), prefix cache emptied
+before each side. Both report output tokens/s; the ratio is the stage's efficiency (target >= 0.95).
 
 Then, on the bare engine with an empty prefix cache each time: the answering requests as the
 stage sends them (one request, n samples) vs the same prompts sent as n requests of one
@@ -28,7 +28,8 @@ from dataclasses import replace
 
 import pyarrow as pa
 import smoke
-from synth_throughput import Timed, bare_llm, close_llm, sampling
+from engines import bare_chat, engine_pool, on_engine, reset_prefix_cache
+from synth_throughput import Timed
 
 from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
 from synthq.tasks.core.lake import Lake, StageResult
@@ -52,49 +53,34 @@ def curated_queries(n: int) -> pa.Table:
 
 
 def run_stage(cfg: FactoryConfig, queries) -> dict:
-    import ray
-
     from synthq.tasks.shards.stage import run_shard
-    from synthq.tasks.llm.ray_engine import engine_actor
     from synthq.tasks.respond.process import STAGE_SPEC, query_specs
 
     lake = Lake(cfg.lake)
     lake.write_shard("curated", "00000", StageResult(queries, REJECTED.empty_table()), input_id="bench", config="bench")
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
-    engine = engine_actor(cfg.engine)
-    engine.wait_ready()
+    engine = engine_pool(cfg)
+    on_engine(engine, reset_prefix_cache)
     timed, load = Timed(engine), os.getloadavg()[0]
     start = time.perf_counter()
     rows = [run_shard(STAGE_SPEC, spec, cfg, timed) for spec in query_specs(lake, queries.num_rows)]
     elapsed = time.perf_counter() - start
-    ray.shutdown()
-    return {"seconds": elapsed, "rows": rows, "timed": timed, "load": (load, os.getloadavg()[0]), **rows[0]["stats"]["llm"]}
+    return {"seconds": elapsed, "rows": rows, "timed": timed, "engine": engine, "load": (load, os.getloadavg()[0]),
+            **rows[0]["stats"]["llm"]}
 
 
-def _chat(llm, requests) -> dict:
-    start = time.perf_counter()
-    outputs = llm.chat([r.messages for r in requests], sampling(requests), use_tqdm=False)
-    return {
-        "seconds": time.perf_counter() - start, "requests": len(requests),
-        "prompt_tokens": sum(len(o.prompt_token_ids) for o in outputs),
-        "cached_tokens": sum(o.num_cached_tokens or 0 for o in outputs),
-        "output_tokens": sum(len(c.token_ids) for o in outputs for c in o.outputs),
-    }
-
-
-def run_bare(cfg: FactoryConfig, batches) -> tuple[dict, dict, dict]:
-    """The stage's batches replayed in order; then the answers as n-sample requests vs n requests."""
-    llm = bare_llm(cfg)
-    parts = [_chat(llm, requests) for requests, _ in batches]
-    replay = {k: sum(p[k] for p in parts) for k in parts[0]} | {"parts": parts}
-    answers = next(requests for requests, _ in batches if requests[0].id.startswith("answer:"))
-    llm.reset_prefix_cache()
-    one = _chat(llm, answers)
-    llm.reset_prefix_cache()
+def replay(engine, batches: list[list]) -> tuple[dict, dict, dict]:
+    """The stage's batches replayed in order; then the answers as n-sample requests vs n requests
+    (in the engine's actor: on_engine)."""
+    engine.llm.reset_prefix_cache()
+    parts = [bare_chat(engine, requests) for requests in batches]
+    whole = {k: sum(p[k] for p in parts) for k in parts[0]} | {"parts": parts}
+    answers = next(requests for requests in batches if requests[0].id.startswith("answer:"))
+    engine.llm.reset_prefix_cache()
+    one = bare_chat(engine, answers)
+    engine.llm.reset_prefix_cache()
     split = [replace(r, id=f"{r.id}/{k}", n=1) for r in answers for k in range(r.n)]
-    many = _chat(llm, split)
-    close_llm(llm)
-    return replay, one, many
+    many = bare_chat(engine, split)
+    return whole, one, many
 
 
 def per_kind(batches, queries: int) -> dict:
@@ -145,8 +131,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(None, {"lake": tmp, **dict(parse_override(s) for s in sets)})
         stage = run_stage(cfg, curated_queries(queries))
-        replay, one, many = run_bare(cfg, stage["timed"].batches)
-    report(stage, replay, one, many, queries, cfg.respond.samples)
+        whole, one, many = on_engine(stage["engine"], replay, [requests for requests, _ in stage["timed"].batches])
+    report(stage, whole, one, many, queries, cfg.respond.samples)
 
 
 if __name__ == "__main__":

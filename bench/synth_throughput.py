@@ -2,15 +2,17 @@
 
 The stage run is what a shard task does: read the documents shard, group documents and build
 the requests, send them through the engine pool (Ray actor) and the LLM cache, parse and
-validate (with one repair round), write the shard. The baseline, measured in the same run
-after the stage's engine is gone, hands the very same prompts with the same model and
-sampling to `LLM.chat` in this process. Both report output tokens/s; the ratio is the
-stage's efficiency (target >= 0.95). One-time costs of a worker process (model load,
-tokenizer and embedder load, embedding the demonstration pool) are left out of both and
-printed apart. Tokens per instruction come from the stage's shard statistics.
+validate (with one repair round), write the shard. The baseline, measured in the same run,
+hands the very same prompts with the same sampling to `LLM.chat` of the same loaded engine,
+inside its actor (bench/engines.py), with the prefix cache emptied before each side. Both
+report output tokens/s; the ratio is the stage's efficiency (target >= 0.95). One-time costs
+of a worker process (model load, tokenizer and embedder load, embedding the demonstration
+pool) are left out of both and printed apart. Tokens per instruction come from the stage's
+shard statistics.
 
 The lake (documents + demonstrations from the bundled sample) is built once with synthq's
-own commands and kept under the model cache; other benches reuse it.
+own commands and kept under the model cache; other benches reuse it. With RAY_ADDRESS set, the
+bench (and the commands building that lake) join that Ray cluster and its loaded engine.
 
     .venv/bin/python bench/synth_throughput.py [--docs 16] [--set synthesize.group_size=8 ...]
 """
@@ -27,6 +29,7 @@ import time
 from pathlib import Path
 
 import smoke
+from engines import bare_chat, engine_pool, on_engine, reset_prefix_cache
 
 from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
 from synthq.tasks.shards.context import StageContext
@@ -106,66 +109,22 @@ class Timed:
         return out
 
 
-def run_stage(cfg: FactoryConfig) -> dict:
-    import ray
-
+def run_stage(cfg: FactoryConfig, engine) -> dict:
     from synthq.tasks.shards.stage import run_shard, upstream_specs
-    from synthq.tasks.llm.ray_engine import engine_actor
     from synthq.tasks.synthesize.process import STAGE_SPEC
 
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     start = time.perf_counter()
-    engine = engine_actor(cfg.engine)
-    engine.wait_ready()
     stage_context(cfg)
-    print(f"stage: engine pool ready and worker warmed in {time.perf_counter() - start:.0f}s (not timed)", flush=True)
+    on_engine(engine, reset_prefix_cache)
+    print(f"stage: worker warmed in {time.perf_counter() - start:.0f}s (not timed)", flush=True)
     timed, load = Timed(engine), os.getloadavg()[0]
     start = time.perf_counter()
     rows = [run_shard(STAGE_SPEC, spec, cfg, timed) for spec in upstream_specs(Lake(cfg.lake), "documents")]
     elapsed = time.perf_counter() - start
-    ray.shutdown()
     stats = rows[0]["stats"]
     # the shard's LLM totals, then the engine calls as timed here (a list, not the manifest's count)
     return {"seconds": elapsed, "kept": rows[0]["kept"], "rejected": rows[0]["rejected"],
             "load": (load, os.getloadavg()[0]), **stats, **stats["llm"], "calls": timed.calls}
-
-
-def bare_llm(cfg: FactoryConfig):
-    """`vllm.LLM` with the engine's settings, built directly."""
-    from synthq.tasks.llm.models import resolve_model
-    from synthq.tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
-
-    gpu = has_gpu()
-    if not gpu:
-        os.environ.update(cpu_engine_env(cfg.engine))
-    from vllm import LLM
-
-    kwargs = dict(
-        model=resolve_model(cfg.engine.model), max_model_len=cfg.engine.max_model_len,
-        dtype=pick_dtype(cfg.engine.dtype, gpu), seed=cfg.engine.seed,
-        structured_outputs_config={"backend": "xgrammar", "disable_any_whitespace": True},
-    )
-    if gpu:
-        kwargs["gpu_memory_utilization"] = cfg.engine.gpu_memory_utilization
-    else:
-        kwargs["enforce_eager"] = True
-    return LLM(**kwargs)
-
-
-def close_llm(llm) -> None:
-    """Stop the engine's worker processes now rather than at interpreter exit."""
-    llm.llm_engine.engine_core.shutdown()
-
-
-def sampling(requests):
-    from vllm import SamplingParams
-    from vllm.sampling_params import StructuredOutputsParams
-
-    return [
-        SamplingParams(max_tokens=r.max_tokens, temperature=r.temperature, frequency_penalty=r.frequency_penalty, n=r.n,
-                       structured_outputs=StructuredOutputsParams(json=r.schema) if r.schema is not None else None)
-        for r in requests
-    ]
 
 
 def same_prompts(cfg: FactoryConfig, requests) -> int:
@@ -188,33 +147,28 @@ def stage_requests(cfg: FactoryConfig) -> list:
     return [p.request for p in build_requests(docs, ctx.extras["demonstrations"], ctx)]
 
 
-def bench_args(docs: int) -> argparse.Namespace:
-    """--docs, --set and --smoke (2 documents, outputs cut at 128 tokens), shared by the synthesis benches."""
+def bench_args(docs: int, server: bool = False) -> argparse.Namespace:
+    """--docs, --set and --smoke (2 documents, outputs cut at 128 tokens), shared by the synthesis
+    benches; --server for those that also measure an OpenAI-compatible server."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=docs, help="documents of the sample to synthesize from (36 in all)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="config override, e.g. synthesize.group_size=4")
+    if server:
+        ap.add_argument("--server", help="base URL of a running vLLM OpenAI-compatible server with the engine's settings "
+                                         "(default: one is started for the bench)")
     args = smoke.parse(ap, docs=2)
     if args.smoke:
         args.sets = ["synthesize.max_output_tokens=128", "synthesize.prompt_tokens=2200", *args.sets]
     return args
 
 
-def run_bare(cfg: FactoryConfig) -> dict:
+def run_bare(cfg: FactoryConfig, engine) -> dict:
     requests = stage_requests(cfg)
     matched = same_prompts(cfg, requests)
-    llm = bare_llm(cfg)
     load = os.getloadavg()[0]
-    start = time.perf_counter()
-    outputs = llm.chat([r.messages for r in requests], sampling(requests), use_tqdm=False)
-    elapsed = time.perf_counter() - start
-    close_llm(llm)
-    return {
-        "seconds": elapsed, "requests": len(requests), "same_prompts": matched, "load": (load, os.getloadavg()[0]),
-        "prompt_tokens": sum(len(o.prompt_token_ids) for o in outputs),
-        "cached_tokens": sum(o.num_cached_tokens or 0 for o in outputs),
-        "output_tokens": sum(len(o.outputs[0].token_ids) for o in outputs),
-        "truncated": sum(o.outputs[0].finish_reason == "length" for o in outputs),
-    }
+    on_engine(engine, reset_prefix_cache)
+    bare = on_engine(engine, bare_chat, requests)
+    return {**bare, "same_prompts": matched, "load": (load, os.getloadavg()[0])}
 
 
 def report(stage: dict, bare: dict) -> None:
@@ -246,8 +200,9 @@ def main() -> None:
     args = bench_args(16)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = working_config(tmp, args.docs, args.sets, args.smoke)
-        stage = run_stage(cfg)
-        bare = run_bare(cfg)
+        engine = engine_pool(cfg)
+        stage = run_stage(cfg, engine)
+        bare = run_bare(cfg, engine)
     report(stage, bare)
 
 

@@ -1,4 +1,10 @@
-"""Shared fixtures: one local Ray, one real vLLM engine and one Prefect test server per session."""
+"""Shared fixtures: one local Ray, one real vLLM engine, one `vllm serve` and one Prefect test
+server per session, and an environment with which subprocesses (benches, the CLI) join them.
+
+The bundled model is loaded into vLLM once for the in-process engine and once for the server;
+every load, in any process, adds a line to the file SYNTHQ_MODEL_LOAD_LOG names, and the run's
+summary counts them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,16 @@ import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# set before Ray starts, so that every worker, actor and subprocess inherits it
+if "SYNTHQ_MODEL_LOAD_LOG" not in os.environ:
+    os.environ["SYNTHQ_MODEL_LOAD_LOG"] = tempfile.mkstemp(prefix="synthq-model-loads-", suffix=".log")[1]
+MODEL_LOADS = Path(os.environ["SYNTHQ_MODEL_LOAD_LOG"])
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 _installed = importlib.util.find_spec("synthq.tasks") if importlib.util.find_spec("synthq") else None
@@ -46,11 +57,34 @@ def engine(ray_local):
 
 
 @pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """One `vllm serve` of the bundled model (the engine's default settings) for every test that
+    needs an OpenAI-compatible server on the real engine; yields its base URL."""
+    from synthq.tasks.core.config import EngineConfig
+    from synthq.tasks.llm.serve import local_server
+
+    cfg = EngineConfig(kv_cache_gib=1)
+    with local_server(cfg, tmp_path_factory.mktemp("vllm") / "serve.log", served_name="smollm2") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def prefect_server():
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def session_env(prefect_server, ray_local) -> dict[str, str]:
+    """Environment for a subprocess that joins this session: its Ray (and so the engine pool,
+    found by name, once the `engine` fixture has loaded it) and its Prefect server, instead of
+    starting its own of each."""
+    import ray
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address, "PREFECT_API_URL": PREFECT_API_URL.value()}
 
 
 @pytest.fixture
@@ -81,3 +115,27 @@ def sample_subset(tmp_path) -> tuple[Path, Path]:
     lines = SEEDS.read_text().splitlines()[:5] + ["{not json", '{"id": "seed-x", "prompt": ""}']
     seeds.write_text("\n".join(lines) + "\n")
     return pages, seeds
+
+
+# --- where the time goes: every run ends with the time of each test file -------------------
+
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Seconds per test file (set-up, call and tear-down; a session fixture counts in the file
+    that first asked for it), longest first, with the total; then the run's model loads."""
+    if _FILE_SECONDS:
+        terminalreporter.section("seconds per test file")
+        for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}s  {path}")
+        terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):8.1f}s  in all ({len(_FILE_SECONDS)} files)")
+    loads = MODEL_LOADS.read_text().splitlines() if MODEL_LOADS.exists() else []
+    terminalreporter.section(f"models loaded into vLLM: {len(loads)}")
+    for line in loads:
+        terminalreporter.write_line(line)

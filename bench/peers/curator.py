@@ -45,9 +45,9 @@ def verdict(text: str, schema: dict, finish: str | None) -> str:
         return "schema"
 
 
-def curator(python: Path, url: str, requests: list, work: Path) -> dict:
+def curator(python: Path, url: str, model: str, requests: list, work: Path) -> dict:
     spec = work / "requests.json"
-    spec.write_text(json.dumps({"base_url": url, "model": "bench", "requests": [
+    spec.write_text(json.dumps({"base_url": url, "model": model, "requests": [
         {"id": r.id, "messages": r.messages, "schema": r.schema, "max_tokens": r.max_tokens, "temperature": r.temperature}
         for r in requests]}))
     before = generated_tokens(url)

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -82,6 +83,16 @@ def resolve_model(name: str) -> str:
     if name == "bundled":
         return str(prepare_bundled_model())
     return name
+
+
+def note_model_load(model: str, where: str) -> None:
+    """Say that a model is being loaded into vLLM (tens of seconds on CPU): in the log, and as a
+    line in the file that SYNTHQ_MODEL_LOAD_LOG names, so a run (the test suite's, say) can count
+    its loads across every process it started."""
+    log.info("loading %s into vLLM (%s, pid %d)", display_name(model), where, os.getpid())
+    if path := os.environ.get("SYNTHQ_MODEL_LOAD_LOG"):
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {display_name(model)} {where} pid={os.getpid()}\n")
 
 
 def display_name(name: str) -> str:

@@ -17,6 +17,7 @@ import hashlib
 import ray
 
 from synthq.tasks.core.config import EngineConfig, RespondConfig
+from synthq.tasks.llm.coalesce import Coalescer
 from synthq.tasks.llm.dispatch import gather, split
 from synthq.tasks.llm.engine import Request, Result
 from synthq.tasks.llm.models import display_name
@@ -25,21 +26,33 @@ from synthq.tasks.llm.vllm_engine import VLLMEngine, cpu_engine_env
 NAMESPACE = "synthq"
 
 
+# Calls an engine actor takes at once: every shard task of the cluster may be waiting on it.
+# They wait in threads and go in together, one batch (synthq.tasks.llm.coalesce).
+ACTOR_CALLS = 64
+
+
 class EngineActor:
+    """One loaded engine; calls that arrive while it is busy are batched together."""
+
     def __init__(self, cfg: EngineConfig):
         self.engine = VLLMEngine(cfg)
-        self.served = {"batches": 0, "requests": 0}
+        self.batcher = Coalescer(self.engine.generate)
 
     def ready(self) -> str:
         return self.engine.model_name
 
     def stats(self) -> dict:
-        return dict(self.served)
+        """Calls (`batches`) and requests received, and the batches the engine ran for them."""
+        return dict(self.batcher.served)
 
     def generate(self, requests: list[Request]) -> list[Result]:
-        self.served["batches"] += 1
-        self.served["requests"] += len(requests)
-        return self.engine.generate(requests)
+        return self.batcher.generate(requests)
+
+    def call(self, fn, *args):
+        """fn(engine, *args) here, beside the loaded model, between batches: what a benchmark
+        runs on the bare engine (`engine.llm`) to compare with a stage on the very same model."""
+        with self.batcher.exclusive():
+            return fn(self.engine, *args)
 
 
 class RayEngine:
@@ -61,6 +74,10 @@ class RayEngine:
 
     def wait_ready(self) -> str:
         return ray.get([h.ready.remote() for h in self.handles])[0]
+
+    def call(self, fn, *args):
+        """fn(engine, *args) in the pool's first actor (see EngineActor.call)."""
+        return ray.get(self.handles[0].call.remote(fn, *args))
 
 
 # Ray destroys a named (non-detached) actor as soon as no handle to it is left, so the
@@ -94,7 +111,7 @@ def _start(cfg: EngineConfig) -> RayEngine:
     # the cluster's GPUs, not this process's: in cluster mode the flow runs on a node without any
     gpus = ray.cluster_resources().get("GPU", 0)
     gpu = gpus >= cfg.tensor_parallel_size
-    options = dict(namespace=NAMESPACE, get_if_exists=True, max_restarts=1)
+    options = dict(namespace=NAMESPACE, get_if_exists=True, max_restarts=1, max_concurrency=ACTOR_CALLS)
     if gpu:
         options["num_gpus"] = cfg.tensor_parallel_size
     else:

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from synthq.tasks.core.config import EngineConfig
 from synthq.tasks.core.errors import ModelError
-from synthq.tasks.llm.models import resolve_model
+from synthq.tasks.llm.models import note_model_load, resolve_model
 from synthq.tasks.llm.vllm_engine import cpu_engine_env, has_gpu, pick_dtype
 
 
@@ -55,6 +55,7 @@ def local_server(cfg: EngineConfig, log_path: str | Path, served_name: str = "lo
     """Run a vLLM API server for the block; yields its base URL (http://127.0.0.1:PORT/v1)."""
     port, log_path = free_port(), Path(log_path)
     env = {**os.environ, **({} if has_gpu() else cpu_engine_env(cfg))}
+    note_model_load(cfg.model, f"vllm serve on port {port}")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(server_command(cfg, port, served_name), stdout=log, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)

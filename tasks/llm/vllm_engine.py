@@ -13,7 +13,7 @@ from pathlib import Path
 
 from synthq.tasks.core.config import EngineConfig
 from synthq.tasks.llm.engine import Request, Result, sample_id
-from synthq.tasks.llm.models import display_name, resolve_model
+from synthq.tasks.llm.models import display_name, note_model_load, resolve_model
 
 
 def has_gpu() -> bool:
@@ -85,6 +85,7 @@ class VLLMEngine:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         else:
             kwargs["enforce_eager"] = True  # CUDA graphs do not exist on CPU
+        note_model_load(cfg.model, "in-process engine")
         self.llm = LLM(**kwargs)
 
     def generate(self, requests: list[Request]) -> list[Result]:

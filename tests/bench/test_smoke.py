@@ -1,6 +1,9 @@
 """Every bench runs in its small mode (same code path, tiny sizes), so a refactor cannot break
-one unseen; each must print its ratio lines. The engine benches load their own vLLM engine
-in their own process, as they do when run by hand."""
+one unseen; each must print its ratio lines. The benches join the session's Ray and Prefect
+server (those that start a Ray of their own, to measure its CPUs, still do); the engine
+benches find the session's engine pool loaded there (bench/engines.py), and the one that
+measures `vllm serve` is given the session's server. What a smoke proves is the code path and
+the ratio lines, not the speed."""
 
 import subprocess
 import sys
@@ -31,6 +34,7 @@ EXPECTED = {
     "retrieval_recall.py": ["| dense | ", "| bm25 | ", "| hybrid | ", "ratio hybrid / dense recall@1", "best: "],
 }
 ENGINE = {
+    "engine_batching.py": ["ratio batched / one after another: output tok/s", "sent at once, batched", "engine batches"],
     "synth_throughput.py": ["ratio stage / bare (output tokens/s)", "tokens per instruction"],
     "prefix_grouping.py": ["grouped vs per document: prompt tok/s", "grouped vs shuffled"],
     "openai_vs_inprocess.py": ["openai engine -> vllm serve", "in-process engine", "outputs against the schema: openai engine"],
@@ -40,26 +44,29 @@ ENGINE = {
 }
 
 
-def _smoke(script: str) -> str:
-    done = subprocess.run([sys.executable, str(BENCH / script), "--smoke"], capture_output=True, text=True, timeout=1200, cwd=BENCH)
+def _smoke(script: str, *args: str, env: dict | None = None) -> str:
+    done = subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args], capture_output=True, text=True, timeout=1200,
+                          cwd=BENCH, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
 
 
 def test_every_bench_has_a_smoke_test():
-    assert {p.name for p in BENCH.glob("*.py") if p.name != "smoke.py"} == set(EXPECTED) | set(ENGINE)
+    helpers = {"smoke.py", "engines.py"}
+    assert {p.name for p in BENCH.glob("*.py") if p.name not in helpers} == set(EXPECTED) | set(ENGINE)
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_bench_smoke(script):
-    out = _smoke(script)
+def test_bench_smoke(script, session_env):
+    out = _smoke(script, env=session_env)
     for line in EXPECTED[script]:
         assert line in out, out[-2000:]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(ENGINE))
-def test_engine_bench_smoke(script):
-    out = _smoke(script)
+def test_engine_bench_smoke(script, session_env, engine, request):
+    server = ["--server", request.getfixturevalue("vllm_server")] if script == "openai_vs_inprocess.py" else []
+    out = _smoke(script, *server, env=session_env)
     for line in ENGINE[script]:
         assert line in out, out[-2000:]

@@ -39,7 +39,9 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     for name in MORE_PAGES:
         shutil.copy(PAGES / name, pages / name)
     cfg = load_config(None, {
-        "lake": lake_dir, "shard_size": 3, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
+        # two shards a stage, sent at once: the engine runs them as one batch (tasks/llm/coalesce.py),
+        # where shards of 3 decoded 3 sequences a step at nearly the same cost
+        "lake": lake_dir, "shard_size": 6, "ingest.sources": str(pages), "attribute.seeds": str(seeds),
         "attribute.document_tokens": 512, "synthesize.document_tokens": 512, "synthesize.prompt_tokens": 2000,
         "curate.moderation": True,
         # the bundled model's queries rarely name their page: the other checks run, and rows remain to publish

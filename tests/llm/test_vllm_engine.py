@@ -43,3 +43,21 @@ def test_the_pool_keeps_a_group_together_and_its_prefix_is_cached(engine):
     assert [r.id for r in out] == ["g0", "g1", "g2"]
     assert ray.get(engine.handles[0].stats.remote())["batches"] == before + 1
     assert all(r.cached_tokens >= 0.8 * r.prompt_tokens for r in out[1:])  # prefilled once
+
+
+def test_calls_sent_at_once_share_the_engines_batches(engine):
+    """Three shards' calls at once: the first runs, the two that arrive meanwhile go in together."""
+    import ray
+
+    def call(tag: str, n: int) -> list[Request]:
+        return [Request(f"{tag}{i}", [{"role": "user", "content": f"Say a word about the number {i} ({tag})."}], None,
+                        max_tokens=24, temperature=0.0) for i in range(n)]
+
+    actor = engine.handles[0]
+    before = ray.get(actor.stats.remote())
+    refs = [actor.generate.remote(call(tag, n)) for tag, n in (("a", 2), ("b", 3), ("c", 1))]
+    out = ray.get(refs)
+    after = ray.get(actor.stats.remote())
+    assert [[r.id for r in results] for results in out] == [["a0", "a1"], ["b0", "b1", "b2"], ["c0"]]
+    assert all(r.output_tokens > 0 and r.error is None for results in out for r in results)
+    assert after["batches"] - before["batches"] == 3 and after["engine_batches"] - before["engine_batches"] == 2

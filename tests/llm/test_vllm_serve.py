@@ -1,4 +1,5 @@
-"""The openai engine against a real `vllm serve` (CPU build, bundled model) that the test starts."""
+"""The openai engine against a real `vllm serve` (CPU build, bundled model): the session's one
+server (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,10 @@ from synthq.tasks.attribute.outputs import SeedAnalysis
 from synthq.tasks.core.config import EngineConfig
 from synthq.tasks.llm.engine import Request, complete, schema_for
 from synthq.tasks.llm.openai_engine import OpenAIEngine
-from synthq.tasks.llm.serve import local_server
 from synthq.tasks.llm.vllm_engine import has_gpu
 from synthq.tasks.sample import SEEDS
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory):
-    cfg = EngineConfig(kv_cache_gib=1, max_model_len=2048)
-    with local_server(cfg, tmp_path_factory.mktemp("vllm") / "serve.log", served_name="smollm2") as url:
-        yield url
 
 
 def test_structured_output_through_vllm_serve(vllm_server):
