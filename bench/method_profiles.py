@@ -13,13 +13,20 @@ all queries, query-to-document overlap and copied share, the judge's score distr
 the drops of the model-free checks (`synthq.tasks.curate.checks`) by reason, with the judge's mean
 score of the queries they drop and of those they keep.
 
+With --smoke the two profiles run on 2 documents and 2 seeds against the test suite's stub
+endpoint (tests/llm/faults.py: instant, schema-valid answers): what a smoke proves is each
+profile's path through the flows and the table; what the bundled model writes under each is
+what a full run measures.
+
     .venv/bin/python bench/method_profiles.py [--docs 40] [--seeds 40] [--profiles default,paper] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 import shutil
 import statistics
 import tempfile
@@ -39,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ON_THIS_MACHINE = {  # the paper profile within the bundled model's context
     "engine.max_model_len": 8192, "synthesize.max_output_tokens": 692, "curate.max_output_tokens": 2048,
 }
-SMOKE = {  # tiny budgets, same code path; one engine (same context) serves both profiles
+SMOKE = {  # tiny budgets, same code path
     "default": {"attribute.document_tokens": 256, "synthesize.document_tokens": 256, "synthesize.prompt_tokens": 1200,
                 "attribute.max_output_tokens": 384, "synthesize.max_output_tokens": 256, "curate.max_output_tokens": 384},
     "paper": {"engine.max_model_len": 4096, "attribute.document_tokens": 256, "attribute.max_output_tokens": 384,
@@ -143,7 +150,14 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from synthq.flows.ingest import ingest_flow
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        stub = {}
+        if args.smoke:
+            sys.path[:0] = [str(ROOT)]
+            from tests.llm.faults import Faulty
+
+            # the stub's texts are not about the documents: no retrieval floor, so every seed is grounded
+            stub = {**stack.enter_context(Faulty(rate=0.0)).engine_settings(), "attribute.min_retrieval_score": -1.0}
         work = Path(tmp)
         pages = work / "pages"
         pages.mkdir()
@@ -155,7 +169,7 @@ def main() -> None:
         ingest_flow(load_config(None, {"lake": str(ingested), "shard_size": 64, "ingest.sources": str(pages)}))
         results = {}
         for name in args.profiles.split(","):
-            sets = {"attribute.seeds": str(seeds), **(SMOKE[name] if args.smoke else ON_THIS_MACHINE if name == "paper" else {})}
+            sets = {"attribute.seeds": str(seeds), **(SMOKE[name] if args.smoke else ON_THIS_MACHINE if name == "paper" else {}), **stub}
             results[name] = run_profile(name, ingested, work, sets)
         show(results)
 

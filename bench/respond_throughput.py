@@ -36,7 +36,7 @@ from synthq.tasks.core.lake import Lake, StageResult
 from synthq.tasks.core.records import CURATED, REJECTED, table
 from synthq.tasks.sample import SEEDS
 
-SMOKE = ["respond.max_answer_tokens=48", "respond.expert_max_tokens=96", "respond.judge_max_tokens=256"]
+SMOKE = ["respond.max_answer_tokens=48", "respond.expert_max_tokens=64", "respond.judge_max_tokens=128"]
 KINDS = ("expert", "answer", "judge")
 
 

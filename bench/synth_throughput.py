@@ -20,6 +20,7 @@ bench (and the commands building that lake) join that Ray cluster and its loaded
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -45,23 +46,31 @@ SMOKE_SEEDS = 4  # seeds grounded for the smoke runs' sample lake
 
 def sample_lake(smoke: bool = False) -> Path:
     """Documents and demonstrations of the bundled sample (ingest + attribute on the bundled
-    model), built once and kept in the cache; for --smoke from a few seeds with short budgets."""
+    model), built once and kept in the cache. For --smoke: from a few seeds, grounded by the
+    test suite's stub endpoint (tests/llm/faults.py: instant, schema-valid answers), since the
+    benches measure the synthesis that follows, not the grounding."""
     lake = cache_dir() / "bench" / ("sample-lake-smoke" if smoke else "sample-lake")
     if (lake / READY).exists():
         return lake
     shutil.rmtree(lake, ignore_errors=True)
     lake.mkdir(parents=True)
-    synthq = str(Path(sys.executable).parent / "synthq")
-    extra = []
-    if smoke:
-        from synthq.tasks.sample import SEEDS
+    with contextlib.ExitStack() as stack:
+        extra = []
+        if smoke:
+            from synthq.tasks.sample import SEEDS
 
-        seeds = lake / "seeds.jsonl"
-        seeds.write_text("\n".join(SEEDS.read_text().splitlines()[:SMOKE_SEEDS]) + "\n")
-        extra = ["--set", f"attribute.seeds={seeds}", "--set", "attribute.document_tokens=256", "--set", "attribute.max_output_tokens=384"]
-    for command in ("ingest", "attribute"):
-        print(f"building the sample lake once: synthq {command}", flush=True)
-        subprocess.run([synthq, command, "--lake", str(lake), "--set", "shard_size=64", *extra], check=True)
+            sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
+            from tests.llm.faults import Faulty
+
+            stub = stack.enter_context(Faulty(rate=0.0))
+            seeds = lake / "seeds.jsonl"
+            seeds.write_text("\n".join(SEEDS.read_text().splitlines()[:SMOKE_SEEDS]) + "\n")
+            extra = [f"attribute.seeds={seeds}", "attribute.document_tokens=256", "attribute.min_retrieval_score=-1",
+                     *(f"{k}={v}" for k, v in stub.engine_settings().items())]
+        for command in ("ingest", "attribute"):
+            print(f"building the sample lake once: synthq {command}", flush=True)
+            sets = [x for s in ["shard_size=64", *extra] for x in ("--set", s)]
+            subprocess.run([str(Path(sys.executable).parent / "synthq"), command, "--lake", str(lake), *sets], check=True)
     (lake / READY).touch()
     return lake
 

@@ -9,7 +9,7 @@ from prefect.cache_policies import NONE
 
 from synthq.flows.runtime import ensure_ray, run_stage
 from synthq.tasks.attribute.process import STAGE_SPEC, seed_specs, write_bad_seeds
-from synthq.tasks.attribute.retrieve import build_index
+from synthq.tasks.attribute.retrieve import build_index, built_index, index_key
 from synthq.tasks.core.config import FactoryConfig
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.parallel import run_alone
@@ -23,9 +23,15 @@ STAGE = replace(STAGE_SPEC, services={"fetch_documents": fetch_documents})
 @task(cache_policy=NONE)
 def index_documents(config: FactoryConfig) -> str:
     """Build the retrieval index (embedding new documents shards in Ray tasks) in a Ray worker of
-    its own: the whole index, and the BM25 one, are never held by the flow's process."""
+    its own: the whole index, and the BM25 one, are never held by the flow's process. An index
+    built from the same documents and settings is kept."""
+    lake, cfg = Lake(config.lake), config.attribute
+    key = index_key(lake, config.embedder, cfg.retrieval, cfg.index)
+    info = built_index(lake, key)
+    if info:
+        return f"{info['documents']} documents (the index already built from them)"
     ensure_ray(config)
-    args = (Lake(config.lake), config.embedder, config.attribute.retrieval, config.attribute.index, True)  # True: new shards embedded in Ray tasks
+    args = (lake, config.embedder, cfg.retrieval, cfg.index, True, key)  # True: new shards embedded in Ray tasks
     info = run_alone(build_index, args, remote=True)
     if info["kind"] == "ivf" and info["documents"]:
         return (f"{info['documents']} documents in an IVF index ({info['nlist']} lists, {info['nprobe']} searched; "

@@ -1,7 +1,8 @@
 """Dense retrieval of grounding documents: sentence embeddings in a FAISS inner-product index.
 
 The index over the documents dataset is built once per run and kept in the lake
-(`indexes/documents/`), so every shard of seeds searches the same index. It is assembled from
+(`indexes/documents/`), so every shard of seeds searches the same index; a run whose documents,
+embedder and index settings are those of the index already there (`index_key`) keeps it. It is assembled from
 per-shard vectors kept beside it: only documents shards not embedded before are embedded, in
 Ray tasks in a run (each takes a GPU when the cluster has one free). The build reads one
 shard's vectors at a time; a flat index holds every vector (exact), an IVF index 8-bit ones
@@ -13,6 +14,7 @@ share its pages instead of holding a copy each. The BM25 index
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import faiss
@@ -24,14 +26,30 @@ from synthq.tasks.attribute import lexical
 from synthq.tasks.core.attribute_config import IndexConfig
 from synthq.tasks.core.embeddings import dimension, passages
 from synthq.tasks.core.lake import Lake
+from synthq.tasks.shards.stage import dataset_identity
 from synthq.tasks.core.neardup import mapped_index, nlist_for, trained_ivf
 from synthq.tasks.core.doc_vectors import VECTORS_DIR, embed_missing, read_vectors
 
 INDEX_DIR = "indexes/documents"
 
 
+def index_key(lake: Lake, embedder: str, retrieval: str, cfg: IndexConfig) -> str:
+    """What the index is made of: the documents' finished shards, the embedder, the retrieval
+    mode (BM25 beside it or not) and the index settings."""
+    parts = [dataset_identity(lake, "documents"), embedder, retrieval, cfg.model_dump_json()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def built_index(lake: Lake, key: str) -> dict | None:
+    """The description of the index in the lake when it was built from `key`'s inputs."""
+    if not lake.exists(INDEX_DIR, "index.json"):
+        return None
+    info = json.loads(lake.fs.cat_file(lake.path(INDEX_DIR, "index.json")))
+    return info if info.get("key") == key else None
+
+
 def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexConfig | None = None,
-                remote: bool = False) -> dict:
+                remote: bool = False, key: str = "") -> dict:
     """Store the index over every document with its id list and what it is (`index.json`:
     kind, documents, lists, recall@1), plus the BM25 index for the bm25 and hybrid modes;
     returns that description. Each documents shard is embedded once per embedder and its
@@ -42,7 +60,7 @@ def build_index(lake: Lake, embedder: str, retrieval: str = "dense", cfg: IndexC
     paths = embed_missing(lake, manifests, embedder, remote)
     total = sum(m["kept"] for m in manifests)
     kind = cfg.kind if cfg.kind != "auto" else ("ivf" if total > cfg.ivf_above else "flat")
-    info: dict = {"kind": kind, "documents": total, "embedder": embedder}
+    info: dict = {"kind": kind, "documents": total, "embedder": embedder, "key": key}
     index = None  # flat: made from the first shard's width
     if kind == "ivf" and total:
         nlist = min(total, cfg.nlist or nlist_for(total))

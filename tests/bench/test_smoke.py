@@ -21,6 +21,7 @@ EXPECTED = {
     "dedup_scale.py": ["ratio exact (extrapolated from the subset", "ratio time / 300s target"],
     "engine_overhead.py": ["overhead per request over the bare client"],
     "ingest_throughput.py": ["ratio synthq / trafilatura per core"],
+    "method_profiles.py": ["ratio paper / default: schema-valid share", "default model-free drops", "paper model-free drops"],
     "llm_cache.py": ["| partitions | ", "| one file per answer | ", "ratio files per answer", "ratio lookup time"],
     "near_dup.py": ["ratio vectorised / datasketch", "memory: driver RSS"],
     "extraction_quality.py": ["mean F1: plain trafilatura.extract", "ratio"],
@@ -38,7 +39,6 @@ ENGINE = {
     "synth_throughput.py": ["ratio stage / bare (output tokens/s)", "tokens per instruction"],
     "prefix_grouping.py": ["grouped vs per document: prompt tok/s", "grouped vs shuffled"],
     "openai_vs_inprocess.py": ["openai engine -> vllm serve", "in-process engine", "outputs against the schema: openai engine"],
-    "method_profiles.py": ["ratio paper / default: schema-valid share", "default model-free drops", "paper model-free drops"],
     "respond_throughput.py": ["ratio stage / bare (output tokens/s)", "ratio n-in-one / n requests: prefill tokens",
                               "  expert ", "  answer ", "  judge "],
 }

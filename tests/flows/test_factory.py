@@ -1,6 +1,11 @@
-"""The whole factory on real Prefect, Ray, vLLM, FAISS and Parquet, on a slice of the sample."""
+"""The whole factory on real Prefect, Ray, vLLM, FAISS and Parquet, on a slice of the sample:
+run once (the module's fixture), then checked stage by stage, the respond stage's answers and
+pairs, a release trained on with TRL, and reruns that must regenerate nothing. This is the
+suite's one run of every stage on the real model; the flows' other paths run on the stub
+endpoint (tests/llm/faults.py)."""
 
 import json
+import math
 import shutil
 
 import pyarrow.parquet as pq
@@ -8,7 +13,7 @@ import pytest
 
 from synthq.tasks.core.config import load_config
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.sample import PAGES
+from synthq.tasks.sample import PAGES, SEEDS
 
 pytestmark = pytest.mark.slow
 
@@ -26,18 +31,20 @@ RELEASE_COLUMNS = {
 }
 
 
-def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_subset, lake_dir):
-    """Holds no engine handle of its own: the flows must keep the one engine alive for every stage."""
-    import ray
-
-    from synthq.tasks.llm.ray_engine import NAMESPACE, actor_name
-
+@pytest.fixture(scope="module")
+def factory(prefect_server, ray_local, tmp_path_factory):
+    """The factory run once on the real engine; holds no engine handle of its own: the flows must
+    keep the one engine alive for every stage."""
     from synthq.flows.factory import factory_flow
-    from synthq.flows.synthesize import synthesize_flow
+    from tests.conftest import SUBSET
 
-    pages, seeds = sample_subset
-    for name in MORE_PAGES:
+    tmp = tmp_path_factory.mktemp("factory")
+    pages, seeds, lake_dir = tmp / "pages", tmp / "seeds.jsonl", str(tmp / "lake")
+    pages.mkdir()
+    for name in SUBSET + MORE_PAGES:
         shutil.copy(PAGES / name, pages / name)
+    lines = SEEDS.read_text().splitlines()[:5] + ["{not json", '{"id": "seed-x", "prompt": ""}']
+    seeds.write_text("\n".join(lines) + "\n")
     cfg = load_config(None, {
         # two shards a stage, sent at once: the engine runs them as one batch (tasks/llm/coalesce.py),
         # where shards of 3 decoded 3 sequences a step at nearly the same cost
@@ -49,10 +56,26 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
         # every seed grounded (the floor is tested in tests/attribute/test_process.py), so that each
         # document's group has demonstrations other than its own document's
         "attribute.min_retrieval_score": 0.0,
+        # three samples per query drawn from one request, and every ranked pair kept, so that pairs remain to train on
+        "respond.samples": 3, "respond.min_margin": 0,
     })
     info = factory_flow(cfg)
-    lake = Lake(lake_dir)
-    served = ray.get(ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE).stats.remote())
+    return cfg, info, Lake(lake_dir)
+
+
+def _actor(cfg):
+    import ray
+
+    from synthq.tasks.llm.ray_engine import NAMESPACE, actor_name
+
+    return ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE)
+
+
+def test_every_stage_ran_on_the_one_engine_and_every_record_is_accounted_for(factory):
+    import ray
+
+    cfg, info, lake = factory
+    served = ray.get(_actor(cfg).stats.remote())
 
     def busy(ds):
         return len([m for m in lake.manifests(ds) if m["shard"] != "bad-seeds" and m["kept"] + m["rejected"]])
@@ -104,6 +127,64 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     assert sum(dropped.values()) == sum(m["stats"].get("model_free_dropped", 0) for m in lake.manifests("scored"))
     print(json.dumps({k: lake.report(k)["kept"] for k in ("documents", "demonstrations", "instructions", "curated")}))
 
+
+def test_answers_pairs_and_their_samples(factory):
+    cfg, info, lake = factory
+    answers = lake.read("responses").to_pylist()
+    rejected = lake.read("responses", rejected=True).to_pylist()
+    sft_ids = set(pq.read_table(f"{info['path']}/sft").column("prompt_id").to_pylist())
+    queries = set(lake.read("curated").column("id").to_pylist())
+    rejected_queries = {r["record_id"] for r in rejected if ":" not in r["record_id"]}  # no_valid_answer
+    assert sft_ids | rejected_queries == queries and sft_ids and not sft_ids & rejected_queries
+    # samples of one query differ (drawn from one request), and carry their expert identity and judge
+    by_query = {}
+    for a in answers:
+        by_query.setdefault((a["query_id"], a["variant"]), []).append(a)
+    assert any(len({a["response"] for a in group}) > 1 for group in by_query.values())
+    assert all(a["judge"] == "llm:SmolLM2-135M-Instruct" and 1 <= a["score"] <= 10 for a in answers)
+    no_expert = {r["record_id"].split(":")[0] for r in rejected if r["record_id"].endswith(":expert:0")}
+    assert all(bool(a["expert"]) == (a["query_id"] not in no_expert) for a in answers)  # identity, or its rejection
+    llm = [m["stats"]["llm"] for m in lake.manifests("responses")]
+    judged = len(answers) + sum(r["detail"].startswith("judge:") for r in rejected)
+    assert sum(x["calls"] for x in llm) == 2 * len(queries) + judged  # expert + ONE answering request per query + judges
+    assert info["subsets"]["sft"] == len(sft_ids) and info["subsets"]["queries"] == len(queries)
+
+
+def test_trl_trains_two_steps_on_the_published_subsets(factory, tmp_path):
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    from synthq.tasks.llm.models import resolve_model
+
+    _, info, _ = factory
+    # float32 throughout: the model's config says bfloat16 and TRL turns on bf16 autocast, which a CPU
+    # without avx512_bf16 emulates (a 2-step run took 7 minutes instead of one)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model("bundled"), dtype=torch.float32)
+    common = dict(use_cpu=True, max_steps=2, per_device_train_batch_size=2, report_to=[], save_strategy="no", max_length=256,
+                  bf16=False, gradient_checkpointing=False)
+    sft = datasets.load_dataset(info["path"], "sft", split="train")
+    loss = SFTTrainer(model=model, args=SFTConfig(output_dir=str(tmp_path / "sft"), **common), train_dataset=sft).train().training_loss
+    assert math.isfinite(loss) and loss > 0
+    prefs = datasets.load_dataset(info["path"], "preferences", split="train")
+    assert prefs.num_rows >= 1
+    loss = DPOTrainer(model=model, args=DPOConfig(output_dir=str(tmp_path / "dpo"), **common), train_dataset=prefs).train().training_loss
+    assert math.isfinite(loss)
+
+
+def test_reruns_generate_nothing_and_republish_the_same_rows(factory):
+    import ray
+
+    from synthq.flows.curate import curate_flow
+    from synthq.flows.publish import publish_flow
+    from synthq.flows.respond import respond_flow
+    from synthq.flows.synthesize import synthesize_flow
+    from synthq.tasks.core.release_index import release_index
+
+    cfg, info, lake = factory
+    instr = lake.report("instructions")
+    actor = _actor(cfg)
     before, manifests = lake.read("instructions"), lake.manifests("instructions")
     again = synthesize_flow(cfg)
     assert again["kept"] == instr["kept"]
@@ -114,7 +195,6 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     # answers every request, the engine generates nothing, and the rows come back the same
     for m in manifests:
         lake.fs.rm(lake.path("instructions", "_manifest", f"{m['shard']}.json"))
-    actor = ray.get_actor(actor_name(cfg.engine), namespace=NAMESPACE)
     batches = ray.get(actor.stats.remote())["batches"]
     synthesize_flow(cfg)
     assert ray.get(actor.stats.remote())["batches"] == batches
@@ -122,11 +202,12 @@ def test_factory_end_to_end_then_rerun_skips(prefect_server, ray_local, sample_s
     cache = [m["stats"]["llm_cache"] for m in lake.manifests("instructions")]
     assert sum(c["hits"] for c in cache) > 0 and sum(c["misses"] for c in cache) == 0
 
-    # curate again with v1 in the release index: every released row stays, nothing new appears
-    from synthq.flows.curate import curate_flow
-    from synthq.flows.publish import publish_flow
-    from synthq.tasks.core.release_index import release_index
+    # answering again answers nothing: every respond shard is finished
+    batches, manifests = ray.get(actor.stats.remote())["batches"], lake.manifests("responses")
+    respond_flow(cfg)
+    assert ray.get(actor.stats.remote())["batches"] == batches and lake.manifests("responses") == manifests
 
+    # curate again with v1 in the release index: every released row stays, nothing new appears
     assert release_index(lake, cfg).versions == [1]
     curate_flow(cfg)
     assert lake.report("curated")["kept"] == info["rows"]
