@@ -25,7 +25,7 @@ from synthq.tasks.core.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "synthq"
 DEPLOYMENT = "synthq"
-FLOWS = ("factory", "ingest", "attribute", "synthesize", "curate", "respond", "publish", "scaling")
+FLOWS = ("factory", "ingest", "attribute", "synthesize", "curate", "respond", "publish", "evaluate", "scaling")
 
 
 async def _ensure_pool(name: str) -> bool:
@@ -54,11 +54,14 @@ def deploy_all(pool: str = POOL) -> list[str]:
 
 
 def run_parameters(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The run's parameters: only the overridden keys, with their validated values.
+    """The run's parameters: only the overridden keys, with their validated values; `release`
+    (the evaluate flow's) as a parameter of its own.
 
     A bad key or value fails here, not in the worker; a single source becomes a list and "4"
     becomes 4, so the server's check against the flow's parameter schema agrees.
     """
+    overrides = dict(overrides)
+    release = overrides.pop("release", None)
     dumped = load_config(None, overrides).model_dump(mode="json")
     picked = {}
     for key in overrides:
@@ -66,7 +69,7 @@ def run_parameters(overrides: dict[str, Any]) -> dict[str, Any]:
         for part in key.split("."):
             value = value[part]
         picked[key] = value
-    return {"config": nested(picked)}
+    return {"config": nested(picked), **({"release": str(release)} if release is not None else {})}
 
 
 def trigger(flow: str, overrides: dict[str, Any], wait: bool = False, timeout_s: float | None = None):

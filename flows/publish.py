@@ -100,4 +100,8 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
         description="The published release",
     )
     logger.info("published %s/v%d: %d rows at %s", info["name"], info["version"], info["rows"], info["path"])
+    if config.publish.evaluate:  # the release trained on and scored, onto its scaling curve
+        from synthq.flows.evaluate import evaluate_flow
+
+        info["evaluation"] = evaluate_flow(config, f"{info['name']}/v{info['version']}")
     return info

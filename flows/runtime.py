@@ -52,6 +52,11 @@ def ensure_ray(cfg: FactoryConfig) -> None:
     _logger().info("%s: %d node(s), %g CPUs, %g GPUs", where, len(nodes), res.get("CPU", 0), res.get("GPU", 0))
 
 
+def cluster_gpus() -> float:
+    """GPUs of the Ray cluster joined (ensure_ray first)."""
+    return ray.cluster_resources().get("GPU", 0)
+
+
 def _logger():
     try:
         return get_run_logger()

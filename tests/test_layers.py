@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "tasks"
-STAGES = ("ingest", "attribute", "synthesize", "curate", "respond", "publish")
+STAGES = ("ingest", "attribute", "synthesize", "curate", "respond", "publish", "evaluate")
 BELOW = {  # package -> the packages of tasks/ it may import besides itself
     "core": set(),
     "llm": {"core"},

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from synthq.tasks.core.errors import ConfigError
 from synthq.tasks.core.attribute_config import AttributeSources, BenchmarkSources, PromptFields, SearchConfig  # noqa: F401
+from synthq.tasks.core.evaluate_config import EvaluateConfig, TrainConfig  # noqa: F401
 from synthq.tasks.core.method_config import CurateConfig, SynthesizeConfig
 from synthq.tasks.core.respond_config import RespondConfig, Section as _Section
 
@@ -242,6 +243,10 @@ class PublishConfig(_Section):
     )
     hub_token_env: str = Field("HF_TOKEN", description="Environment variable holding the Hugging Face token.")
     hub_private: bool = Field(True, description="Create the Hub repo as private when it does not exist.")
+    evaluate: bool = Field(
+        False, description="After each release, train a model on it and score it (the evaluate flow, `evaluate` settings): "
+        "every release lands on the scaling curve without anyone asking. Off by default: it trains a model.",
+    )
 
 
 class FactoryConfig(_Section):
@@ -283,6 +288,7 @@ class FactoryConfig(_Section):
     curate: CurateConfig = CurateConfig()
     respond: RespondConfig = RespondConfig()
     publish: PublishConfig = PublishConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
     @model_validator(mode="after")
     def _reward_model_named(self) -> "FactoryConfig":

@@ -119,7 +119,8 @@ class CurateConfig(BenchmarkSources):
     benchmarks: list[str] = Field(
         default_factory=list,
         description="Benchmark prompts to decontaminate against: files, folders, globs, fsspec URLs or hf:DATASET, "
-        "in the seed shapes (every user turn counts); the file name is the benchmark's name in reports.",
+        "in the seed shapes (every user turn counts), or 'ifeval' (its 541 prompts, packaged); the file name is the "
+        "benchmark's name in reports.",
     )
     benchmark_column: str | None = Field(None, description="Shorthand for benchmark_fields.prompt (unset: detected).")
     contamination_ngram: int = Field(

@@ -39,12 +39,13 @@ def run_each(fn: Callable, calls: list[tuple], remote: bool, gpu: bool = False) 
     return ray.get([task.remote(*call, "cuda") if on_gpu else task.remote(*call) for call in calls])
 
 
-def run_alone(fn: Callable, args: tuple, remote: bool):
+def run_alone(fn: Callable, args: tuple, remote: bool, gpu: bool = False):
     """fn(*args) in a Ray worker of its own that exits after it (`max_calls=1`), so what it held
-    (a whole index, every survivor's vector) goes back to the node instead of staying with the
-    flow's process or an idle worker through the stages after it; here when not `remote`."""
+    (a whole index, every survivor's vector, a loaded model) goes back to the node instead of
+    staying with the flow's process or an idle worker through the stages after it; with `gpu`,
+    on a GPU of the cluster; here when not `remote`."""
     if not remote:
         return fn(*args)
     import ray
 
-    return ray.get(ray.remote(num_cpus=1, max_calls=1)(fn).remote(*args))
+    return ray.get(ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_calls=1)(fn).remote(*args))

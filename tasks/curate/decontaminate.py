@@ -20,6 +20,7 @@ import numpy as np
 
 from synthq.tasks.core.config import CurateConfig
 from synthq.tasks.core.embeddings import embed
+from synthq.tasks.core.packaged import BENCHMARKS, benchmark_file
 from synthq.tasks.core.prompt_files import PromptFile, file_name, read_prompts
 
 _WORD = re.compile(r"\w+")
@@ -34,8 +35,11 @@ def ngrams(text: str, n: int) -> set[int]:
 
 
 def read_benchmark(source: str, fields: dict) -> PromptFile:
-    """Every user turn of every row of a benchmark source (any shape `prompt_files` reads),
-    with the rows that map to nothing as rejections; a clear error when nothing maps."""
+    """Every user turn of every row of a benchmark source (any shape `prompt_files` reads, or
+    the name of a packaged benchmark: `ifeval`), with the rows that map to nothing as
+    rejections; a clear error when nothing maps."""
+    if source in BENCHMARKS:
+        source = str(benchmark_file(source))
     return read_prompts(source, fields, "benchmark prompts", FLAG, STAGE, "bad_benchmark_row")
 
 

