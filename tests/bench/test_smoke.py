@@ -3,10 +3,14 @@ one unseen; each must print its ratio lines. The benches join the session's Ray 
 server (those that start a Ray of their own, to measure its CPUs, still do); the engine
 benches find the session's engine pool loaded there (bench/engines.py), and the one that
 measures `vllm serve` is given the session's server. What a smoke proves is the code path and
-the ratio lines, not the speed."""
+the ratio lines, not the speed: so the smokes run side by side, as many at once as `AT_ONCE`
+says (most of a smoke is waiting: a process starting, a Ray task scheduled, a server
+answering), the engine benches one after another beside the others (they share one engine and
+empty its prefix cache). Each test waits for its own bench and checks its output."""
 
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,11 +49,50 @@ ENGINE = {
 }
 
 
-def _smoke(script: str, *args: str, env: dict | None = None) -> str:
-    done = subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args], capture_output=True, text=True, timeout=1200,
+AT_ONCE = 3  # smokes running at once: the engine benches' one lane and two for the others
+# the longest smokes start first, so that the others fill the lanes around them instead of
+# leaving them to run last, alone (their Ray tasks also wait for fewer others' tasks)
+LONGEST = ("factory_scale.py", "train_eval.py", "extraction_quality.py", "method_profiles.py", "ingest_throughput.py")
+
+
+def _smoke(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), "--smoke", *args], capture_output=True, text=True, timeout=1200,
                           cwd=BENCH, env=env)
+
+
+def _selected(request, test: str) -> list[str]:
+    """The scripts of `test` that this session runs (after -k, -m and node ids)."""
+    return [item.callspec.params["script"] for item in request.session.items
+            if item.module is request.module and item.originalname == test]
+
+
+@pytest.fixture(scope="module")
+def smokes(request, session_env):
+    """Every selected smoke, started at once: the others on AT_ONCE - 1 lanes, the engine benches
+    in one lane of their own. The session's engine is loaded first (its actor holds a CPU of
+    Ray's, which the others' tasks would otherwise keep it waiting for), the server while the
+    others run. Yields {script: Future of its finished process}."""
+    started: dict[str, Future] = {}
+    engine_scripts = _selected(request, "test_engine_bench_smoke")
+    if engine_scripts:
+        request.getfixturevalue("engine")
+    with ThreadPoolExecutor(AT_ONCE - 1) as others, ThreadPoolExecutor(1) as engine_lane:
+        for script in sorted(_selected(request, "test_bench_smoke"), key=lambda s: (s not in LONGEST, LONGEST.index(s) if s in LONGEST else 0)):
+            started[script] = others.submit(_smoke, script, env=session_env)
+        if engine_scripts:
+            server = request.getfixturevalue("vllm_server")
+            for script in engine_scripts:
+                extra = ["--server", server] if script == "openai_vs_inprocess.py" else []
+                started[script] = engine_lane.submit(_smoke, script, *extra, env=session_env)
+        yield started
+        for future in started.values():
+            future.cancel()  # a failed test ends the module: nothing still queued runs
+
+
+def _check(done: subprocess.CompletedProcess, lines: list[str]) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done.stdout
+    for line in lines:
+        assert line in done.stdout, done.stdout[-2000:]
 
 
 def test_every_bench_has_a_smoke_test():
@@ -58,16 +101,11 @@ def test_every_bench_has_a_smoke_test():
 
 
 @pytest.mark.parametrize("script", sorted(EXPECTED))
-def test_bench_smoke(script, session_env):
-    out = _smoke(script, env=session_env)
-    for line in EXPECTED[script]:
-        assert line in out, out[-2000:]
+def test_bench_smoke(script, smokes):
+    _check(smokes[script].result(), EXPECTED[script])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(ENGINE))
-def test_engine_bench_smoke(script, session_env, engine, request):
-    server = ["--server", request.getfixturevalue("vllm_server")] if script == "openai_vs_inprocess.py" else []
-    out = _smoke(script, *server, env=session_env)
-    for line in ENGINE[script]:
-        assert line in out, out[-2000:]
+def test_engine_bench_smoke(script, smokes):
+    _check(smokes[script].result(), ENGINE[script])

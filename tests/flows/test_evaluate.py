@@ -23,8 +23,8 @@ from tests.respond.helpers import curated
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = {  # a smoke evaluation: 4 steps, 4 prompts of IFEval, short answers
-    "evaluate.train.max_steps": 4, "evaluate.train.batch_size": 2, "evaluate.train.max_length": 256,
+SETTINGS = {  # a smoke evaluation: 4 steps of one short row, 4 prompts of IFEval, short answers
+    "evaluate.train.max_steps": 4, "evaluate.train.batch_size": 1, "evaluate.train.max_length": 128,
     "evaluate.limit": 4, "evaluate.max_gen_toks": 48, "evaluate.eval_batch_size": 4,
 }
 
