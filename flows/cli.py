@@ -32,8 +32,8 @@ DEMO = {
     "shard_size": 16,  # small shards so the demo shows progress shard by shard
     # the loop closed on the bundled model: a short training and 16 IFEval prompts (a smoke
     # evaluation, marked so in the ledger), against which the release is decontaminated
-    "curate.benchmarks": ["ifeval"], "publish.evaluate": True, "evaluate.train.max_steps": 20, "evaluate.train.batch_size": 4,
-    "evaluate.train.max_length": 512, "evaluate.limit": 16, "evaluate.max_gen_toks": 128,
+    "curate.benchmarks": ["ifeval"], "publish.evaluate": True, "evaluate.train.max_steps": 20, "evaluate.train.batch_size": 2,
+    "evaluate.train.max_length": 256, "evaluate.limit": 16, "evaluate.max_gen_toks": 128,
 }
 
 

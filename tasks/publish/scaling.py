@@ -35,7 +35,7 @@ def label(p: dict) -> str:
     if not p["rows"]:
         return "base model"
     share = f" ({p['fraction']:g})" if p.get("fraction", 1.0) < 1 else ""
-    return f"{p['name']}/v{p['version']}{share}"
+    return f"{p['name'] + '/' if p.get('name') else ''}v{p['version']}{share}"
 
 
 def trend(points: list[dict]) -> tuple[float, float] | None:

@@ -22,9 +22,9 @@ def test_every_deployment_names_a_flow_of_the_code(monkeypatch):
         assert isinstance(flow, Flow), d["entrypoint"]
         assert d["name"] == DEPLOYMENT and d["work_pool"]["name"] == POOL
         assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
-        # the UI's form: one typed parameter whose fields carry their help text
+        # the UI's form: one typed parameter whose fields carry their help text (and evaluate's release)
         schema = flow.parameters.model_dump()
-        assert list(schema["properties"]) == ["config"]
+        assert list(schema["properties"]) == (["config", "release"] if flow.name == "evaluate" else ["config"])
         seen.add(flow.name)
     assert seen == set(FLOWS)
 
@@ -47,3 +47,5 @@ def test_overrides_become_the_config_parameter():
 def test_run_parameters_carry_validated_values():
     params = run_parameters({"ingest.sources": "/data/pages", "curate.min_score": "4"})
     assert params == {"config": {"ingest": {"sources": ["/data/pages"]}, "curate": {"min_score": 4}}}
+    params = run_parameters({"release": "synthq-instructions/v3", "evaluate.limit": "16"})
+    assert params == {"config": {"evaluate": {"limit": 16}}, "release": "synthq-instructions/v3"}
