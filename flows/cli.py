@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from synthq.tasks.core.config import FactoryConfig, load_config, parse_override
 from synthq.tasks.core.errors import SynthqError
@@ -219,7 +219,10 @@ def evaluate(
 
 def _show_scores(out: dict) -> None:
     """The evaluate flow's ledger rows, a table; and its warning about decontamination."""
-    table = Table("model", "rows", "benchmark", "metric", "value", "stderr", "note", title=f"Evaluation of {out['release']}")
+    # metric names are long and differ only at their ends (strict/loose): wrapped, never cut
+    table = Table(Column("model", overflow="fold"), "rows", "benchmark", Column("metric", overflow="fold", min_width=23), "value",
+                  "stderr", Column("note", overflow="fold"),
+                  title=f"Evaluation of {out['release']}")
     for r in out["rows"]:
         model = "base model" if not r["version"] else f"{r['name']}/v{r['version']} x {r['fraction']:g}"
         note = ", ".join(n for n, on in (("smoke", r["smoke"]), ("not decontaminated", not r["decontaminated"])) if on)
