@@ -261,7 +261,7 @@ def main() -> None:
     ap.add_argument("--docs", default="2000,20000", help="one size, or two separated by a comma for growth ratios")
     ap.add_argument("--seeds", type=int, default=1000)
     ap.add_argument("--shard-size", type=int, default=None, help="records per shard (default: the config's)")
-    args = smoke.parse(ap, docs="20,40", seeds=4, shard_size=10)
+    args = smoke.parse(ap, docs="10,20", seeds=4, shard_size=10)
     sizes = [int(s) for s in args.docs.split(",")][:2]
     print("curate.checks.enabled=false and attribute.min_retrieval_score=-1: the stub's texts would fail them, "
           "and every stage should carry full volume", flush=True)

@@ -40,7 +40,7 @@ def ray_local():
     import ray
 
     if not ray.is_initialized():
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=int(os.environ.get("SYNTHQ_TEST_RAY_CPUS", "4")), include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -120,6 +120,33 @@ def sample_subset(tmp_path) -> tuple[Path, Path]:
 # --- where the time goes: every run ends with the time of each test file -------------------
 
 _FILE_SECONDS: dict[str, float] = {}
+_FILE_CPU: dict[str, list[float]] = {}  # path -> [busy, idle] core-seconds of the whole machine
+# more sections for the run's summary: a test adds its lines under a title of its own
+SUMMARY: dict[str, list[str]] = {}
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """Busy and idle core-seconds of the whole machine since boot (every process: Ray workers,
+    servers, subprocesses), from /proc/stat; zeros where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, idle, iowait, irq, softirq = map(int, f.readline().split()[1:8])
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, (idle + iowait) / tick
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = _machine_cpu()
+    try:
+        return (yield)
+    finally:
+        after = _machine_cpu()
+        spent = _FILE_CPU.setdefault(item.nodeid.split("::")[0], [0.0, 0.0])
+        spent[0] += after[0] - before[0]
+        spent[1] += after[1] - before[1]
 
 
 def pytest_runtest_logreport(report):
@@ -129,12 +156,20 @@ def pytest_runtest_logreport(report):
 
 def pytest_terminal_summary(terminalreporter):
     """Seconds per test file (set-up, call and tear-down; a session fixture counts in the file
-    that first asked for it), longest first, with the total; then the run's model loads."""
+    that first asked for it), longest first, with the total and the share of the machine's
+    cores left idle meanwhile (much idle: the file waits, on a process, a server, a timer);
+    then the run's model loads."""
     if _FILE_SECONDS:
-        terminalreporter.section("seconds per test file")
+        terminalreporter.section("seconds per test file (and the machine's cores idle meanwhile)")
         for path, seconds in sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1]):
-            terminalreporter.write_line(f"{seconds:8.1f}s  {path}")
+            busy, idle = _FILE_CPU.get(path, (0.0, 0.0))
+            share = f"  {100 * idle / (busy + idle):3.0f}% idle" if busy + idle else ""
+            terminalreporter.write_line(f"{seconds:8.1f}s{share}  {path}")
         terminalreporter.write_line(f"{sum(_FILE_SECONDS.values()):8.1f}s  in all ({len(_FILE_SECONDS)} files)")
+    for title, lines in SUMMARY.items():
+        terminalreporter.section(title)
+        for line in lines:
+            terminalreporter.write_line(line)
     loads = MODEL_LOADS.read_text().splitlines() if MODEL_LOADS.exists() else []
     terminalreporter.section(f"models loaded into vLLM: {len(loads)}")
     for line in loads:
