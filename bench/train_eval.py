@@ -103,7 +103,7 @@ def bare_scores(model_dir: str, limit: int, max_gen_toks: int, batch: int, work:
     from lm_eval.tasks import TaskManager
 
     from synthq.tasks.core.packaged import benchmark_file
-    from synthq.tasks.evaluate.benchmarks import nltk_data
+    from synthq.tasks.core.packaged import nltk_data
     from synthq.tasks.evaluate.train import dtype_name
 
     nltk_data()

@@ -19,7 +19,7 @@ from synthq.tasks.publish import catalog
 from synthq.tasks.publish.hub import hub_token, push_release
 from synthq.tasks.publish.release import DATA_FILE, head, publish
 from synthq.tasks.publish.scaling import plot_into_lake, table_rows
-from synthq.tasks.publish.subsets import curated_ids, training_subsets
+from synthq.tasks.publish.subsets import curated_ids, training_subsets, verifiable_rows
 
 
 def scaling_artifacts(lake: Lake, name: str | None = None) -> str | None:
@@ -71,6 +71,8 @@ def publish_flow(config: FactoryConfig = FactoryConfig()) -> dict:
     if not lake.report("curated")["kept"]:
         raise StageFailed(nothing_curated(stages))
     subsets = training_subsets(lake, curated_ids(lake), config.respond.variants(), partial=bool(missing)) if config.respond.enabled else {}
+    if config.synthesize.constraints.enabled:
+        subsets["verifiable"] = verifiable_rows(lake)
     curated = (lake.read_shard("curated", s) for s in lake.shards("curated"))  # one shard at a time
     info = publish(
         lake, config.publish.name, curated, stages, config.model_dump(),

@@ -13,6 +13,23 @@ from synthq.tasks.core.attribute_config import BenchmarkSources
 from synthq.tasks.core.respond_config import Section as _Section
 
 
+class Constraints(_Section):
+    """Verifiable constraints woven into queries (IFEval's instruction registry; see
+    tasks/core/constraints.py): each chosen query asks for an answer a program can check."""
+
+    enabled: bool = Field(False, description="Give queries constraints (the verifiable profile, configs/verifiable.yaml).")
+    share: float = Field(1.0, ge=0, le=1, description="Share of documents whose query gets constraints (a seeded draw).")
+    max_per_query: int = Field(
+        2, ge=1, le=5, description="A query gets 1 to this many, of different kinds that do not conflict: "
+        "more than 2 or 3 crowd out the request a small model writes around them."
+    )
+    unstated: Literal["reject", "append"] = Field(
+        "reject", description="A query whose text leaves out a constraint's arguments: reject it (constraint_not_stated), "
+        "or append IFEval's own statement of that constraint to it (as IFEval's prompts state theirs), recorded per "
+        "constraint as stated by 'appended' instead of 'model'. A small model rarely words them itself."
+    )
+
+
 class SynthesizeConfig(_Section):
     max_demonstrations: int = Field(10, description="The method draws 10 demonstrations at random.")
     prompt_tokens: int = Field(
@@ -52,6 +69,7 @@ class SynthesizeConfig(_Section):
         description="Share of a group's demonstrations chosen as the nearest to its documents; the rest "
         "are drawn at random for diversity. 0 is the method's pure random draw.",
     )
+    constraints: Constraints = Constraints()
 
 
 class QueryChecks(_Section):

@@ -79,6 +79,11 @@ DEMONSTRATIONS = _schema(
     ("prompt_version", pa.string(), "Version of the grounding prompt."),
 )
 
+# a constraint a program checks (tasks/core/constraints.py): the arguments are JSON, as their
+# types differ from kind to kind; `stated`: who put it into the query's words, the model or synthq
+# (synthesize.constraints.unstated=append)
+CONSTRAINTS = pa.list_(pa.struct([("kind", pa.string()), ("args", pa.string()), ("stated", pa.string())]))
+
 INSTRUCTIONS = _schema(
     ("id", pa.string(), "Instruction id (derived from document id and prompt version)."),
     ("document_id", pa.string(), "Id of the document the instruction is grounded in."),
@@ -88,6 +93,8 @@ INSTRUCTIONS = _schema(
     ("scene", pa.string(), "User identity and motivation."),
     ("query_compositions", COMPOSITIONS, "Ability, knowledge, extra_information and output of the query."),
     ("query", pa.string(), "The synthesized, self-contained instruction."),
+    ("constraints", CONSTRAINTS, "Verifiable constraints the query states: IFEval instruction ids and their arguments "
+     "(JSON); empty unless synthesize.constraints is on."),
     ("model", pa.string(), "Model that synthesized the instruction."),
     ("prompt_version", pa.string(), "Version of the synthesis prompt."),
 )
@@ -124,6 +131,7 @@ _QUERY_LINEAGE = (
     ("query_model", pa.string(), "Model that synthesized the instruction."),
     ("query_prompt_version", pa.string(), "Version of the synthesis prompt."),
     ("query_score", pa.int8(), "The instruction's total score on the seven criteria (0-7)."),
+    ("constraints", CONSTRAINTS, "The instruction's verifiable constraints (empty when it has none)."),
 )
 
 RESPONSES = _schema(
@@ -132,6 +140,8 @@ RESPONSES = _schema(
     ("variant", pa.string(), "direct: the answer alone; rationale: explicit reasoning, then the answer."),
     ("sample", pa.int16(), "Index of this answer among the samples drawn for the query and variant."),
     ("expert", pa.string(), "Second-person description of the ideal expert (the answering call's system message); empty when respond.expert is off."),
+    ("constraints_followed", pa.list_(pa.bool_()), "Per constraint of the query, in its order: whether the answer follows it "
+     "(IFEval's strict check of the final answer); empty for a query without constraints."),
     ("reasoning", pa.string(), "The reasoning part of a rationale answer; empty for direct answers."),
     ("answer", pa.string(), "The final answer."),
     ("response", pa.string(), "The assistant turn as trained on: the answer, or reasoning then answer."),
@@ -163,7 +173,17 @@ PAIRS = _schema(
     ("chosen_model", pa.string(), "Model that wrote the chosen answer."),
     ("rejected_model", pa.string(), "Model that wrote the rejected answer."),
     ("judge", pa.string(), "What scored both answers."),
-    ("rule", pa.string(), "How the rejected answer was picked: lowest or random_lower."),
+    ("rule", pa.string(), "How the rejected answer was picked: lowest or random_lower; verified for a query with "
+     "constraints (chosen follows them all, rejected fails one or more)."),
+    ("chosen_followed", pa.list_(pa.bool_()), "Per constraint of the query: whether the chosen answer follows it."),
+    ("rejected_followed", pa.list_(pa.bool_()), "Per constraint of the query: whether the rejected answer follows it."),
+)
+
+VERIFIABLE = _schema(
+    ("prompt", MESSAGES, "The query as chat messages (user): what TRL's GRPOTrainer generates completions for."),
+    ("constraints", CONSTRAINTS, "The constraints a completion must follow, scored by "
+     "synthq.tasks.core.constraints.constraint_reward (the share followed, 0 to 1)."),
+    ("prompt_id", pa.string(), "Id of the query (the curated instruction)."),
 )
 
 SFT = _schema(

@@ -47,3 +47,17 @@ def is_unspaced(word: str) -> bool:
 def is_southeast_asian(word: str) -> bool:
     """Whether a word of `split_words` is a Thai, Lao, Burmese or Khmer letter (with its marks)."""
     return _SOUTHEAST_ASIAN.match(word) is not None
+
+
+# Function words that say nothing about a page's subject (a content word is any other word).
+FUNCTION_WORDS = frozenset(
+    """about above after again against also among because been before being below between both
+    but can cannot could does doing down during each either else even ever every from further
+    given good have having here hers herself himself into itself just least less like make many
+    maybe might mine more most much must myself need neither never none once only other ought
+    ours ourselves over please quite rather really same shall should since some still such than
+    that their theirs them themselves then there these they this those though through thus till
+    under until upon very want were what whatever when where whether which while whom whose why
+    will with within without would write your yours yourself yourselves help tell explain give
+    know using used""".split()
+)

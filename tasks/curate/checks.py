@@ -12,36 +12,37 @@ user can count and a detail naming the setting to change:
   characters (the document filters' Gopher rules);
 - query_language: not in `curate.checks.languages`, or identified too uncertainly;
 - query_off_document: too few of the query's content words occur in its document;
-- query_copied: most of the query is runs of words pasted verbatim from the document.
+- query_copied: most of the query is runs of words pasted verbatim from the document;
+- query_template_leak: the query carries template markup (`{{query}}`, `{% ... %}`) or echoes
+  the synthesis prompt's own frame (its document tags, section headings, JSON instructions).
 """
 
 from __future__ import annotations
+
+import re
 
 from synthq.tasks.core.config import QualityConfig
 from synthq.tasks.core.method_config import QueryChecks
 from synthq.tasks.core.filters import FILTERS, DocView
 from synthq.tasks.core.langid import identify
+from synthq.tasks.core.words import FUNCTION_WORDS
 
 # Rules of the document filters that also judge a query, by the reason they report there.
 PROSE_RULES = ("gopher_mean_word_length", "gopher_symbol_ratio", "gopher_alpha_words")
 REPETITION_RULES = ("gopher_top_ngram_chars", "gopher_duplicate_ngram_chars")
 _RULES = {f.name: f for f in FILTERS}
 MIN_CONTENT_CHARS = 4
-# Function words that say nothing about a page's subject (a content word is any other word).
-FUNCTION_WORDS = frozenset(
-    """about above after again against also among because been before being below between both
-    but can cannot could does doing down during each either else even ever every from further
-    given good have having here hers herself himself into itself just least less like make many
-    maybe might mine more most much must myself need neither never none once only other ought
-    ours ourselves over please quite rather really same shall should since some still such than
-    that their theirs them themselves then there these they this those though through thus till
-    under until upon very want were what whatever when where whether which while whom whose why
-    will with within without would write your yours yourself yourselves help tell explain give
-    know using used""".split()
-)
 REASONS = (
     "query_too_short", "query_too_long", "query_language", "query_not_prose",
-    "query_repetitive", "query_off_document", "query_copied",
+    "query_repetitive", "query_off_document", "query_copied", "query_template_leak",
+)
+# the prompts' own placeholders ({{query}}, {{ document | fence }}; a user's question about a
+# template language keeps its own), a placeholder opening the query, and the synthesis prompt's
+# frame: a query that shows them leaked the prompt
+TEMPLATE_LEAK = re.compile(
+    r"\{\{\s*(query|document|title|scene|demo|demonstrations|rules?|ability|knowledge|extra_information|output)\s*[|}]"
+    r"|^\s*\{\{[^}]*\}\}|</?document\b|^\s*##\s*(new document|example)\b|reply with json|\"query_compositions\"",
+    re.I | re.M,
 )
 
 
@@ -114,6 +115,8 @@ class QueryChecker:
             detail = _rule(view, rules, self.quality)
             if detail:
                 return reason, detail
+        if leak := TEMPLATE_LEAK.search(query):
+            return "query_template_leak", f"the query carries '{leak.group(0).strip()}' from the prompt's template"
         if c.languages:
             language, score = identify(query)
             if score < c.min_language_score or language not in c.languages:

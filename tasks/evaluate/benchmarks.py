@@ -13,16 +13,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from synthq.tasks.core.errors import ConfigError
-from synthq.tasks.core.files import cache_dir
-from synthq.tasks.core.packaged import BENCHMARKS, benchmark_file, sha256_of
+from synthq.tasks.core.packaged import BENCHMARKS, benchmark_file, nltk_data, sha256_of
 
 
 @dataclass(frozen=True)
@@ -35,28 +32,6 @@ class Benchmark:
     include_path: str | None = None  # a folder of task YAMLs for the harness's TaskManager
     data: str = ""  # the prompts file, when synthq holds it (packaged, or named by the YAML)
     data_sha256: str = ""
-
-
-def nltk_data() -> Path:
-    """NLTK's English punkt_tab parameters in the cache (once), and NLTK_DATA pointing there."""
-    root = cache_dir() / "nltk_data"
-    folder = root / "tokenizers" / "punkt_tab" / "english"
-    if not (folder / "ortho_context.tab").is_file():
-        from punkt.data import english
-
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "abbrev_types.txt").write_text("".join(f"{a}\n" for a in sorted(english.ABBREV_TYPES)))
-        (folder / "sent_starters.txt").write_text("".join(f"{s}\n" for s in sorted(english.SENT_STARTERS)))
-        (folder / "collocations.tab").write_text("".join(f"{a}\t{b}\n" for a, b in sorted(english.COLLOCATIONS)))
-        # written last: its presence says the folder is complete
-        (folder / "ortho_context.tab").write_text("".join(f"{w}\t{n}\n" for w, n in sorted(english.ORTHO_CONTEXT.items())))
-    paths = os.environ.get("NLTK_DATA", "").split(os.pathsep)
-    if str(root) not in paths:
-        os.environ["NLTK_DATA"] = os.pathsep.join([str(root), *filter(None, paths)])
-    nltk = sys.modules.get("nltk")  # imported already: it read NLTK_DATA then
-    if nltk is not None and str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    return root
 
 
 def ifeval_task(path: Path, max_gen_toks: int) -> dict:

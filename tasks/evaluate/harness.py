@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import time
 
-from synthq.tasks.evaluate.benchmarks import Benchmark, harness_task, nltk_data
+from synthq.tasks.core.packaged import nltk_data
+from synthq.tasks.evaluate.benchmarks import Benchmark, harness_task
 
 
 def backend(requested: str, gpu: bool) -> str:

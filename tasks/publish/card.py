@@ -77,7 +77,9 @@ def _training(stats: dict) -> str:
         return "This release holds queries only (the respond stage was off)."
     lines = ["| subset | rows | judge | pair rule | scores (rounded to halves) |", "|---|---|---|---|---|"]
     for name, info in respond.items():
-        if name.startswith("sft"):
+        if name == "verifiable":
+            scores = f"constraints by kind: {info['constraint_kinds']}"
+        elif name.startswith("sft"):
             scores = f"best answer: {info['score_histogram']}"
         else:
             margin = f", mean margin {info['mean_margin']:.2f}" if info["mean_margin"] is not None else ""
@@ -89,6 +91,11 @@ def _training(stats: dict) -> str:
 answer), and the same split into `prompt` and `completion` messages (TRL's prompt-completion
 format: SFTTrainer then trains on the answer only); `preferences` is TRL's conversational preference format (`prompt`, `chosen`,
 `rejected`, `score_chosen`, `score_rejected`); `queries` holds the instructions alone.
+`verifiable` (when the queries carry constraints) has each such query as a `prompt` and its
+`constraints` (IFEval instruction ids, arguments as JSON), for reinforcement learning with
+verifiable rewards: `from synthq.tasks.core.constraints import constraint_reward` is a reward
+function in the shape TRL's `GRPOTrainer(reward_funcs=[constraint_reward])` calls, scoring the
+share of a row's constraints a completion follows by IFEval's own checkers.
 
 {chr(10).join(lines)}"""
 

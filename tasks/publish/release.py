@@ -34,12 +34,12 @@ from synthq.tasks.core.idset import IdPositions
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.neardup import scratch_array
 from synthq.tasks.core.release_index import ReleaseIndex
-from synthq.tasks.core.records import PAIRS, SFT
+from synthq.tasks.core.records import PAIRS, SFT, VERIFIABLE
 from synthq.tasks.publish import catalog
 from synthq.tasks.publish.card import render_card
 
 DATA_FILE = "train-00000-of-00001.parquet"
-SUBSET_SCHEMAS = {"sft": SFT, "preferences": PAIRS}  # an empty subset's file still has its columns
+SUBSET_SCHEMAS = {"sft": SFT, "preferences": PAIRS, "verifiable": VERIFIABLE}  # an empty subset's file still has its columns
 log = logging.getLogger("synthq.publish")
 
 
@@ -156,6 +156,10 @@ class SubsetTally:
 
     def __call__(self, parts: Tables) -> Iterator[pa.Table]:
         for tbl in _parts(parts):
+            if self.name == "verifiable":  # no judge: the constraints' kinds are its distribution
+                self.scores.update(c["kind"] for row in tbl.column("constraints").to_pylist() for c in row)
+                yield tbl
+                continue
             self.judges.update(tbl.column("judge").to_pylist())
             if self.name.startswith("sft"):
                 self.scores.update(map(_half, tbl.column("score").to_pylist()))
@@ -168,6 +172,8 @@ class SubsetTally:
             yield tbl
 
     def stats(self) -> dict:
+        if self.name == "verifiable":
+            return {"judges": [], "constraint_kinds": dict(sorted(self.scores.items()))}
         if self.name.startswith("sft"):
             return {"judges": sorted(self.judges), "score_histogram": _histogram(self.scores)}
         return {

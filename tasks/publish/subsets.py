@@ -1,10 +1,14 @@
 """The training subsets of a release, from the respond stage's datasets.
 
-- `sft`: per query (and variant), the best-scored answer as chat `messages`, and the same as
+- `sft`: per query (and variant), the best-scored answer (of a query with constraints: the best
+  that follows them all) as chat `messages`, and the same as
   `prompt` + `completion` messages (TRL's SFTTrainer reads a `prompt` column as
   prompt-completion data, so it must be the message list, not the query text);
 - `preferences`: TRL's conversational preference format (`prompt` messages, `chosen` and
   `rejected` assistant messages, with both scores);
+- `verifiable` (with synthesize.constraints on): each query that carries constraints, as a
+  `prompt` and its `constraints`, for reinforcement learning with the reward function
+  `synthq.tasks.core.constraints.constraint_reward` (TRL's GRPOTrainer);
 - with respond.rationale=both, the rationale variant gets `sft_rationale` and
   `preferences_rationale`, so the two can be trained and compared side by side.
 
@@ -22,15 +26,21 @@ import pyarrow.compute as pc
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.idset import IdSet
 from synthq.tasks.core.lake import Lake
-from synthq.tasks.core.records import PAIRS, SFT, prompt_messages, table
+from synthq.tasks.core.records import PAIRS, SFT, VERIFIABLE, prompt_messages, table
 
 LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "completion", "prompt_id", "query", "variant", "answer_id", "score", "judge")]
 
 
+def verified(answer: dict) -> bool:
+    """An answer to a query without constraints, or one that follows every constraint of its query."""
+    return not answer.get("constraints") or all(answer["constraints_followed"])
+
+
 def sft_rows(answers: list[dict]) -> list[dict]:
-    """The best-scored answer of each query and variant (equal scores: the first sample)."""
+    """The best-scored answer of each query and variant (equal scores: the first sample); for a
+    query with constraints, the best of those that follow them all (none: the query has no row)."""
     best: dict[tuple[str, str], dict] = {}
-    for a in answers:
+    for a in filter(verified, answers):
         key = (a["query_id"], a["variant"])
         if key not in best or (-a["score"], a["sample"]) < (-best[key]["score"], best[key]["sample"]):
             best[key] = a
@@ -97,3 +107,11 @@ def training_subsets(lake: Lake, ids: IdSet | set[str], variants: tuple[str, ...
         out[f"sft{suffix}"] = _sft(lake, ids, variant)
         out[f"preferences{suffix}"] = _pairs(lake, ids, variant)
     return out
+
+
+def verifiable_rows(lake: Lake) -> Iterator[pa.Table]:
+    """The curated queries that carry constraints, one curated shard at a time."""
+    for s in lake.shards("curated"):
+        rows = lake.read_shard("curated", s, columns=["id", "query", "constraints"]).to_pylist()
+        yield table([{"prompt": [{"role": "user", "content": r["query"]}], "constraints": r["constraints"], "prompt_id": r["id"]}
+                     for r in rows if r["constraints"]], VERIFIABLE)

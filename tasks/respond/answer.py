@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.constraints import check
 from synthq.tasks.core.prompts import load_prompt
 from synthq.tasks.llm.engine import Parsed, schema_for
 from synthq.tasks.respond.checks import Checked, check_answer, response_text
@@ -93,9 +94,11 @@ def response_row(s: Sample, ctx: StageContext) -> dict:
         "query_model": row["model"],
         "query_prompt_version": row["prompt_version"],
         "query_score": row["score_total"],
+        "constraints": row.get("constraints") or [],
         "variant": s.variant,
         "sample": s.index,
         "expert": s.expert,
+        "constraints_followed": check(row.get("constraints") or [], s.checked.answer, row["query"]),
         "reasoning": s.checked.reasoning,
         "answer": s.checked.answer,
         "response": response_text(s.checked),

@@ -4,6 +4,11 @@ chosen and the lowest-scored (or one drawn at random among the lower ones) rejec
 A query whose answers are too close to call is not paired, and is counted: `single_answer`
 (only one answer passed), `tie` (all scored the same) or `margin_below_min` (the best beats
 the others by less than respond.min_margin).
+
+A query with verifiable constraints is paired by verification: chosen follows every
+constraint (the best-scored such answer), rejected fails one or more (the lowest-scored, or
+one at random with random_lower); it is not paired when no answer follows them all
+(`no_verified_answer`) or every one does (`all_verified`).
 """
 
 from __future__ import annotations
@@ -38,12 +43,31 @@ def _pick_rejected(best: dict, lower: list[dict], rule: str, min_margin: float, 
     return rng.choice(far)
 
 
+def _by_verification(answers: list[dict], rule: str, seed: int) -> tuple[dict | None, dict | None, str, str]:
+    """(chosen, rejected, reason, detail) for a query with constraints: chosen is the best-scored
+    answer that follows every constraint, rejected one that fails one or more (picked by `rule`
+    among them: the judge's score breaks ties), whatever the margin."""
+    passing = ranked([a for a in answers if all(a["constraints_followed"])])
+    failing = ranked([a for a in answers if not all(a["constraints_followed"])])
+    if not passing:
+        return None, None, "no_verified_answer", f"none of {len(answers)} answers follows every constraint"
+    if not failing:
+        return None, None, "all_verified", f"all {len(answers)} answers follow every constraint: verification does not separate them"
+    return passing[0], _pick_rejected(passing[0], failing, rule, float("-inf"), seed), "", ""
+
+
 def pair(answers: list[dict], rule: str, min_margin: float, seed: int) -> tuple[dict | None, str, str]:
     """(pair row or None, reason, detail) for the answers of one query and variant."""
     best, *lower = ranked(answers)
     if not lower:
         return None, "single_answer", "only one answer passed its checks and judge"
-    rejected = _pick_rejected(best, lower, rule, min_margin, seed)
+    if best.get("constraints"):
+        best, rejected, reason, detail = _by_verification(answers, rule, seed)
+        if best is None:
+            return None, reason, detail
+        rule = "verified"
+    else:
+        rejected = _pick_rejected(best, lower, rule, min_margin, seed)
     if rejected is None:
         spread = best["score"] - lower[-1]["score"]
         if spread == 0:
@@ -52,6 +76,7 @@ def pair(answers: list[dict], rule: str, min_margin: float, seed: int) -> tuple[
     row = {
         "id": f"{best['query_id']}:{best['variant']}",
         **{k: best[k] for k in LINEAGE},
+        "constraints": best.get("constraints") or [],
         "variant": best["variant"],
         "prompt": prompt_messages(best),
         "chosen": [{"role": "assistant", "content": best["response"]}],
@@ -64,6 +89,8 @@ def pair(answers: list[dict], rule: str, min_margin: float, seed: int) -> tuple[
         "rejected_model": rejected["model"],
         "judge": best["judge"],
         "rule": rule,
+        "chosen_followed": best.get("constraints_followed") or [],
+        "rejected_followed": rejected.get("constraints_followed") or [],
     }
     return row, "", ""
 

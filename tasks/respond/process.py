@@ -64,6 +64,27 @@ def _unanswered(rows: list[dict], kept: list[dict], rejected: list[dict], varian
     return out
 
 
+def _unverified(rows: list[dict], kept: list[dict]) -> list[dict]:
+    """One rejection per query with constraints and variant whose kept answers all fail one or
+    more of them (`no_verified_answer`), naming how many answers failed each. The answers stay
+    in the dataset (a pair's rejected side may be one of them); `sft` takes none of them."""
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for answer in kept:
+        if answer["constraints"]:
+            by_key.setdefault((answer["query_id"], answer["variant"]), []).append(answer)
+    queries = {r["id"]: r for r in rows}
+    out = []
+    for (qid, variant), answers in sorted(by_key.items()):
+        if any(all(a["constraints_followed"]) for a in answers):
+            continue
+        kinds = [c["kind"] for c in answers[0]["constraints"]]
+        failed = Counter(kind for a in answers for kind, ok in zip(kinds, a["constraints_followed"]) if not ok)
+        detail = f"{variant}: none of {len(answers)} answers follows every constraint (" + ", ".join(
+            f"{kind} failed by {n}" for kind, n in sorted(failed.items())) + ")"
+        out.append(rejection(STAGE, "no_verified_answer", detail, qid, queries[qid]))
+    return out
+
+
 def process(queries: pa.Table, ctx: StageContext) -> StageResult:
     """Curated queries -> judged answers (one row per kept sample)."""
     rows, rejected, identities = queries.to_pylist(), [], []
@@ -76,8 +97,9 @@ def process(queries: pa.Table, ctx: StageContext) -> StageResult:
     sample_rejections = [_sample_rejection(s) for s in samples if s.checked.reason]
     candidates = [response_row(s, ctx) for s in samples if not s.checked.reason]
     kept = _judge(candidates, ctx, sample_rejections)
-    rejected += sample_rejections + _unanswered(rows, kept, sample_rejections, ctx.cfg.respond.variants())
+    rejected += sample_rejections + _unanswered(rows, kept, sample_rejections, ctx.cfg.respond.variants()) + _unverified(rows, kept)
     stats = {"queries": len(rows), "samples": len(samples), "answers_kept": len(kept),
+             "answers_verified": sum(bool(a["constraints"]) and all(a["constraints_followed"]) for a in kept),
              "without_expert": sum(not e for e in identities) if ctx.cfg.respond.expert else 0}
     return StageResult(table(kept, RESPONSES), table(rejected, REJECTED), stats)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from dataclasses import dataclass, replace
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core import constraints as verifiable
 from synthq.tasks.core.embeddings import embed, passages
+from synthq.tasks.core.words import FUNCTION_WORDS
 from synthq.tasks.core.doc_vectors import shard_vectors
 from synthq.tasks.core.prompts import Prompt, load_prompt
 from synthq.tasks.llm.engine import Request, output_model, schema_for
@@ -30,6 +34,7 @@ from synthq.tasks.synthesize.groups import group_documents, unit
 from synthq.tasks.synthesize.outputs import Synthesis
 
 PROMPT = Path(__file__).parent / "prompts" / "synthesize.yaml"
+CONSTRAIN = Path(__file__).parent / "prompts" / "constrain.yaml"  # added for a query with verifiable constraints
 BLOCKS_DIR = "indexes/demonstration_blocks"  # rendered, token-counted demonstrations, one file per set
 
 
@@ -42,6 +47,7 @@ class Planned:
     demonstration_ids: list[str]
     group: int
     shared_tokens: int  # tokens of the group's demonstration block
+    constraints: list[dict] = field(default_factory=list)  # verifiable constraints the query must state
 
 
 def demonstration_blocks(prompt: Prompt, demos: list[dict], ctx: StageContext) -> dict[str, tuple[str, int]]:
@@ -97,6 +103,33 @@ def group_rng(seed: int, doc_ids: list[str]) -> random.Random:
     return random.Random(f"{seed}:{'|'.join(sorted(doc_ids))}")
 
 
+def document_words(text: str, count: int = 8) -> list[str]:
+    """The document's most frequent long content words: what a keyword constraint may ask to use or avoid."""
+    words = [w for w in re.findall(r"[a-z]{6,}", text[:4000].lower()) if w not in FUNCTION_WORDS]
+    return [w for w, _ in Counter(words).most_common(count)]
+
+
+def constraints_for(doc: dict, ctx: StageContext) -> list[dict]:
+    """The verifiable constraints of this document's query: a draw seeded by the run's seed and the
+    document, so a rerun draws the same ones (synthesize.constraints)."""
+    c = ctx.cfg.synthesize.constraints
+    if not c.enabled:
+        return []
+    rng = random.Random(f"{ctx.cfg.seed}:constraints:{doc['id']}")
+    if rng.random() >= c.share:
+        return []
+    return verifiable.draw(rng, rng.randint(1, c.max_per_query), verifiable.FREE_TEXT, document_words(doc["text"]))
+
+
+def constrained(messages: list[dict], constraints: list[dict]) -> list[dict]:
+    """The request's messages with the constraints' statements after the document (the shared
+    demonstration block before it stays byte-identical for the prefix cache)."""
+    if not constraints:
+        return messages
+    part = load_prompt(CONSTRAIN).user.render(rules=[verifiable.describe(c) for c in constraints]).strip()
+    return [*messages[:-1], {**messages[-1], "content": f"{messages[-1]['content']}\n\n{part}"}]
+
+
 def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> list[Planned]:
     """One request per document, in group order (members of a group are consecutive)."""
     s = ctx.cfg.synthesize
@@ -104,9 +137,10 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> li
     schema = schema_for(output_model(Synthesis, s.output_caps))
     blocks = demonstration_blocks(prompt, demos, ctx)
     texts = [ctx.tokens.cut(d["text"], s.document_tokens) for d in docs]
-    bases = [
-        ctx.tokens.count_messages(prompt.messages(demonstrations=[], title=d["title"], document=t))
-        for d, t in zip(docs, texts)
+    rules = [constraints_for(d, ctx) for d in docs]
+    bases = [  # each document's own part of the prompt, its constraints' statements included
+        ctx.tokens.count_messages(constrained(prompt.messages(demonstrations=[], title=d["title"], document=t), r))
+        for d, t, r in zip(docs, texts, rules)
     ]
     doc_vectors, demo_vectors = embeddings(docs, demos, ctx)
     groups = group_documents(doc_vectors, s.group_size, ctx.cfg.seed) if doc_vectors is not None else [[i] for i in range(len(docs))]
@@ -120,8 +154,8 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> li
         shown = [blocks[d["id"]][0] for d in chosen]
         shared = sum(blocks[d["id"]][1] for d in chosen)
         for i in members:
-            messages = prompt.messages(demonstrations=shown, title=docs[i]["title"], document=texts[i])
+            messages = constrained(prompt.messages(demonstrations=shown, title=docs[i]["title"], document=texts[i]), rules[i])
             request = ctx.request(f"syn:{prompt.version}:{docs[i]['id']}", messages, schema, s.max_output_tokens, s.temperature)
             request = replace(request, group=f"syn:{g}")
-            planned.append(Planned(docs[i], request, [d["id"] for d in chosen], g, shared))
+            planned.append(Planned(docs[i], request, [d["id"] for d in chosen], g, shared, rules[i]))
     return planned

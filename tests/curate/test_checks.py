@@ -37,6 +37,10 @@ def test_every_seed_instruction_of_the_sample_passes():
      "query_not_prose", "curate.checks."),
     ("Your thoughts are as sage as those of a wise old shepherd who watches the valley at night.",
      "query_off_document", "min_document_overlap"),
+    # a released query once began with the synthesis prompt's placeholder
+    ("{{query}}} Question: how long should a sourdough starter rest before feeding it again?",
+     "query_template_leak", "{{query}"),
+    ("## New document\nHow long should a sourdough starter rest before it is fed again?", "query_template_leak", "## New document"),
 ])
 def test_degenerate_queries_are_dropped_by_reason(query, reason, setting, document):
     failed = QueryChecker(QueryChecks()).check(query, "doc-1", document)

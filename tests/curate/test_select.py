@@ -12,7 +12,7 @@ def _row(i: int, query: str, total: int) -> dict:
     return {
         "id": f"q{i}", "document_id": f"d{i}", "document_url": f"https://x.example/{i}", "demonstration_ids": [],
         "thought": "", "scene": "", "query_compositions": {"ability": "", "knowledge": "", "extra_information": "", "output": ""},
-        "query": query, "model": "m", "prompt_version": "p@1", **scores, "score_total": total,
+        "query": query, "constraints": [], "model": "m", "prompt_version": "p@1", **scores, "score_total": total,
         "score_model": "m", "score_prompt_version": "s@1", "topic": -1,
         "moderation": "", "moderation_categories": [],
     }

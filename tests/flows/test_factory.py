@@ -58,6 +58,9 @@ def factory(prefect_server, ray_local, tmp_path_factory):
         "attribute.min_retrieval_score": 0.0,
         # three samples per query drawn from one request, and every ranked pair kept, so that pairs remain to train on
         "respond.samples": 3, "respond.min_margin": 0,
+        # half the queries carry verifiable constraints; the bundled model words none of them itself,
+        # so IFEval's statements are appended where it leaves one out (the verifiable profile's setting)
+        "synthesize.constraints.enabled": True, "synthesize.constraints.share": 0.5, "synthesize.constraints.unstated": "append",
     })
     info = factory_flow(cfg)
     return cfg, info, Lake(lake_dir)
@@ -148,6 +151,39 @@ def test_answers_pairs_and_their_samples(factory):
     judged = len(answers) + sum(r["detail"].startswith("judge:") for r in rejected)
     assert sum(x["calls"] for x in llm) == 2 * len(queries) + judged  # expert + ONE answering request per query + judges
     assert info["subsets"]["sft"] == len(sft_ids) and info["subsets"]["queries"] == len(queries)
+
+
+def test_constraints_are_stated_verified_paired_and_published(factory):
+    import datasets
+
+    from synthq.tasks.core.constraints import check, stated
+
+    cfg, info, lake = factory
+    instructions = lake.read("instructions").to_pylist()
+    constrained = [r for r in instructions if r["constraints"]]
+    assert constrained and len(constrained) < len(instructions)  # a share of them
+    for row in constrained:
+        assert all(stated(c, row["query"]) and c["stated"] in ("model", "appended") for c in row["constraints"])
+    marks = [c["stated"] for r in constrained for c in r["constraints"]]
+    woven = [m["stats"]["constraints_stated"] for m in lake.manifests("instructions") if "constraints_stated" in m["stats"]]
+    assert sum(w["model"] + w["appended"] for w in woven) == len(marks)
+    # every answer of a constrained query carries IFEval's verdict per constraint, the same as a fresh check gives
+    answers = [a for a in lake.read("responses").to_pylist() if a["constraints"]]
+    assert answers and all(a["constraints_followed"] == check(a["constraints"], a["answer"], a["query"]) for a in answers)
+    sft = pq.read_table(f"{info['path']}/sft").to_pylist()
+    by_id = {a["id"]: a for a in lake.read("responses").to_pylist()}
+    assert all(all(by_id[r["answer_id"]]["constraints_followed"]) for r in sft)  # sft takes only verified answers
+    for p in lake.read("pairs").to_pylist():
+        if p["constraints"]:
+            assert p["rule"] == "verified" and all(p["chosen_followed"]) and not all(p["rejected_followed"])
+    verifiable = datasets.load_dataset(info["path"], "verifiable", split="train")
+    released = {r["id"]: r for r in pq.read_table(f"{info['path']}/data").to_pylist()}
+    assert verifiable.num_rows == sum(bool(r["constraints"]) for r in released.values())
+    followed = [all(a["constraints_followed"]) for a in answers]
+    reasons = lake.report("responses")["reasons"]
+    print(json.dumps({"constrained queries": len(constrained), "stated by": {m: marks.count(m) for m in set(marks)},
+                      "answers following all": f"{sum(followed)}/{len(followed)}", "no_verified_answer": reasons.get("no_verified_answer", 0),
+                      "verifiable rows": verifiable.num_rows}))
 
 
 def test_trl_trains_two_steps_on_the_published_subsets(factory, tmp_path):

@@ -155,3 +155,41 @@ def test_the_respond_report_samples_the_first_pairs_shard_by_shard(lake_dir):
     text = respond_markdown(lake, n=2)
     assert pair["query"] in text and "A second shard's query?" in text
     assert "A second shard's query?" not in respond_markdown(lake, n=1)
+
+
+def test_answers_are_verified_against_their_querys_constraints(lake_dir):
+    from synthq.tasks.core.constraints import as_record
+    from synthq.tasks.core.records import CURATED, table
+    from synthq.tasks.publish.subsets import sft_rows
+
+    rows = curated().to_pylist()[:2]
+    rows[0]["constraints"] = [as_record({"kind": "punctuation:no_comma", "args": {}}),
+                              as_record({"kind": "keywords:existence", "args": {"keywords": ["flour"]}})]
+    rows[1]["constraints"] = [as_record({"kind": "punctuation:no_comma", "args": {}})]
+    engine = Scripted({  # the judge prefers longer answers: verification must overrule it
+        "q00": [("Feed it twice a day with flour and water.", "stop"), ("Feed it, with rye flour, warm water and patience, twice a day.", "stop"),
+                ("Feed it twice a day, at 25 C.", "stop")],
+        "q01": [("Use a set, then sort it.", "stop"), ("Use a set, a dict, or sorted.", "stop")],
+    })
+    result = process.process(table(rows, CURATED), _ctx(lake_dir, engine, **{"respond.samples": 3}))
+    answers = {a["id"]: a for a in result.kept.to_pylist()}
+    assert answers["q00:direct:0"]["constraints_followed"] == [True, True]
+    assert answers["q00:direct:1"]["constraints_followed"] == [False, True]
+    assert answers["q00:direct:2"]["constraints_followed"] == [False, False]
+    assert [k["kind"] for k in answers["q00:direct:0"]["constraints"]] == ["punctuation:no_comma", "keywords:existence"]
+    unverified = [r for r in result.rejected.to_pylist() if r["reason"] == "no_verified_answer"]
+    assert [r["record_id"] for r in unverified] == ["q01"] and unverified[0]["detail"].startswith("direct: ")
+    assert "punctuation:no_comma failed by 2" in unverified[0]["detail"]
+    assert result.stats["answers_verified"] == 1
+    # sft: the best answer that follows every constraint, not the judge's favourite; none for q01
+    sft = sft_rows(list(answers.values()))
+    assert [(r["prompt_id"], r["answer_id"]) for r in sft] == [("q00", "q00:direct:0")]
+    # a pair by verification: chosen follows them all, rejected fails one or more, whatever the scores
+    q00 = [a for a in answers.values() if a["query_id"] == "q00"]
+    row, _, _ = pairs.pair(q00, "lowest", 0.5, 0)
+    assert row["rule"] == "verified" and row["chosen_id"] == "q00:direct:0" and row["rejected_followed"] in ([False, True], [False, False])
+    assert row["chosen_followed"] == [True, True]
+    q01 = [a for a in answers.values() if a["query_id"] == "q01"]
+    assert pairs.pair(q01, "lowest", 0.5, 0)[1] == "no_verified_answer"
+    all_pass = [{**a, "constraints_followed": [True, True]} for a in q00]
+    assert pairs.pair(all_pass, "lowest", 0.5, 0)[1] == "all_verified"

@@ -138,3 +138,91 @@ def test_documents_are_grouped_with_the_vectors_attribution_kept(lake_dir, monke
     ctx.shard = "00000"
     kept, _ = plan.embeddings(docs[::-1], [], ctx)
     assert embedded == [len(docs)] and np.allclose(kept, fresh, atol=1e-5)
+
+
+def test_constraints_are_drawn_per_document_stated_after_it_and_counted_in_the_budget(lake_dir):
+    docs = _docs(4)
+    plans = build_requests(docs, _demos(), _ctx(lake_dir, constraints={"enabled": True, "share": 0.5, "max_per_query": 2}))
+    constrained = [p for p in plans if p.constraints]
+    assert 0 < len(constrained) < len(plans)  # a share of the documents
+    assert all(1 <= len(p.constraints) <= 2 for p in constrained)
+    again = build_requests(docs, _demos(), _ctx(lake_dir, constraints={"enabled": True, "share": 0.5, "max_per_query": 2}))
+    assert [p.constraints for p in again] == [p.constraints for p in plans]  # seeded by the document: a rerun draws the same
+    from synthq.tasks.core.constraints import describe
+
+    for p in constrained:
+        user = _user(p)
+        # after the document, so the group's shared block before it stays byte-identical
+        assert user.index("</document>") < min(user.index(describe(c)) for c in p.constraints)
+    for p in plans:
+        if not p.constraints:
+            assert "must also ask" not in _user(p)
+    ctx = _ctx(lake_dir, constraints={"enabled": True, "share": 1.0, "max_per_query": 3})
+    for p in build_requests(docs, _demos(), ctx):
+        assert ctx.tokens.count_messages(p.request.messages) <= ctx.cfg.synthesize.prompt_tokens
+    assert not [p for p in build_requests(docs, _demos(), _ctx(lake_dir)) if p.constraints]  # off by default
+
+
+class StatesEveryOther:
+    """Writes each query from its request: the constraints' statements copied in for every other
+    document, left out for the rest."""
+
+    model_name = "scripted"
+
+    def generate(self, requests):
+        import json
+
+        from synthq.tasks.llm.engine import Result
+
+        out = []
+        for k, r in enumerate(requests):
+            user = r.messages[-1]["content"]
+            rules = [line[2:] for line in user.split("must also ask", 1)[-1].splitlines() if line.startswith("- ")] if "must also ask" in user else []
+            query = "Plan a week of feeding for my sourdough starter while I travel for work."
+            if k % 2 == 0:
+                query += " " + " ".join(rules)
+            comp = {"ability": "planning", "knowledge": "baking", "extra_information": "none", "output": "a plan"}
+            out.append(Result(r.id, json.dumps({"thought": "t", "scene": "A baker who travels for work and keeps a starter at home.",
+                                                "query_compositions": comp, "query": query}), "stop", 100, 50))
+        return out
+
+
+def test_a_query_that_does_not_state_its_constraints_is_rejected_with_the_kinds_named(lake_dir):
+    import pyarrow as pa
+
+    from synthq.tasks.synthesize.process import process
+
+    ctx = _ctx(lake_dir, constraints={"enabled": True, "share": 1.0, "max_per_query": 2})
+    ctx.engine, ctx.extras["demonstrations"] = StatesEveryOther(), _demos()
+    result = process(pa.Table.from_pylist(_docs(2)), ctx)
+    kept, rejected = result.kept.to_pylist(), result.rejected.to_pylist()
+    assert kept and rejected and len(kept) + len(rejected) == 6
+    assert {r["reason"] for r in rejected} == {"constraint_not_stated"}
+    assert all("the query does not state " in r["detail"] for r in rejected)
+    for row in kept:  # recorded as data: kind and arguments (JSON), and stated in the query's text
+        assert row["constraints"] and all(c["kind"] and c["args"].startswith("{") for c in row["constraints"])
+        from synthq.tasks.core.constraints import stated
+
+        assert all(stated(c, row["query"]) for c in row["constraints"])
+
+
+def test_with_unstated_append_the_missing_statements_are_added_and_marked(lake_dir):
+    import pyarrow as pa
+
+    from synthq.tasks.core.constraints import check, describe, stated
+    from synthq.tasks.synthesize.process import process
+
+    ctx = _ctx(lake_dir, constraints={"enabled": True, "share": 1.0, "max_per_query": 2, "unstated": "append"})
+    ctx.engine, ctx.extras["demonstrations"] = StatesEveryOther(), _demos()
+    result = process(pa.Table.from_pylist(_docs(2)), ctx)
+    kept = result.kept.to_pylist()
+    assert len(kept) == 6 and not result.rejected.num_rows
+    marks = [c["stated"] for row in kept for c in row["constraints"]]
+    assert "model" in marks and "appended" in marks
+    assert result.stats["constraints_stated"] == {"model": marks.count("model"), "appended": marks.count("appended")}
+    for row in kept:
+        assert all(stated(c, row["query"]) for c in row["constraints"])
+        for c in row["constraints"]:
+            if c["stated"] == "appended":
+                assert row["query"].endswith(describe(c)) or describe(c) in row["query"]
+    assert check([], "anything") == []
