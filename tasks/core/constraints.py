@@ -15,7 +15,6 @@ import random
 import re
 import threading
 from collections.abc import Sequence
-
 from functools import cache
 
 from synthq.tasks.core.packaged import nltk_data
@@ -142,7 +141,8 @@ def stated(constraint: dict, query: str) -> bool:
                     return False
             elif isinstance(v, str) and v.lower() not in ("less than", "at least") and v.lower().strip() not in text:
                 return False
-    return _KIND_WORDS.get(constraint["kind"], re.compile("")).search(text) is not None
+    named = _KIND_WORDS.get(constraint["kind"])
+    return named is None or named.search(text) is not None
 
 
 _NUMBER_WORDS = dict(enumerate("zero one two three four five six seven eight nine ten eleven twelve".split()))
@@ -159,6 +159,11 @@ _KIND_WORDS = {  # a kind without arguments is stated when the query names its i
     "detectable_format:number_highlighted_sections": re.compile(r"highlight|\*"),
     "detectable_content:number_placeholders": re.compile(r"placeholder|\["),
 }
+
+
+def verified(answer: dict) -> bool:
+    """An answer to a query without constraints, or one that follows every constraint of its query."""
+    return not answer.get("constraints") or all(answer["constraints_followed"])
 
 
 def constraint_reward(completions: list, constraints: list, prompts: list | None = None, **_) -> list[float]:

@@ -23,17 +23,13 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synthq.tasks.core.constraints import verified
 from synthq.tasks.core.errors import LakeError
 from synthq.tasks.core.idset import IdSet
 from synthq.tasks.core.lake import Lake
 from synthq.tasks.core.records import PAIRS, SFT, VERIFIABLE, prompt_messages, table
 
 LINEAGE = [f.name for f in SFT if f.name not in ("messages", "prompt", "completion", "prompt_id", "query", "variant", "answer_id", "score", "judge")]
-
-
-def verified(answer: dict) -> bool:
-    """An answer to a query without constraints, or one that follows every constraint of its query."""
-    return not answer.get("constraints") or all(answer["constraints_followed"])
 
 
 def sft_rows(answers: list[dict]) -> list[dict]:

@@ -20,6 +20,7 @@ from itertools import groupby
 import pyarrow as pa
 
 from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.constraints import verified
 from synthq.tasks.core.lake import StageResult
 from synthq.tasks.core.records import PAIRS, REJECTED, prompt_messages, rejection, table
 from synthq.tasks.shards.stage import Stage
@@ -47,8 +48,8 @@ def _by_verification(answers: list[dict], rule: str, seed: int) -> tuple[dict | 
     """(chosen, rejected, reason, detail) for a query with constraints: chosen is the best-scored
     answer that follows every constraint, rejected one that fails one or more (picked by `rule`
     among them: the judge's score breaks ties), whatever the margin."""
-    passing = ranked([a for a in answers if all(a["constraints_followed"])])
-    failing = ranked([a for a in answers if not all(a["constraints_followed"])])
+    passing = ranked([a for a in answers if verified(a)])
+    failing = ranked([a for a in answers if not verified(a)])
     if not passing:
         return None, None, "no_verified_answer", f"none of {len(answers)} answers follows every constraint"
     if not failing:

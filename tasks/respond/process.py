@@ -17,6 +17,7 @@ from collections import Counter
 import pyarrow as pa
 
 from synthq.tasks.shards.context import StageContext
+from synthq.tasks.core.constraints import verified
 from synthq.tasks.core.lake import Lake, StageResult
 from synthq.tasks.core.records import REJECTED, RESPONSES, rejection, table
 from synthq.tasks.shards.stage import ShardSpec, Stage
@@ -75,7 +76,7 @@ def _unverified(rows: list[dict], kept: list[dict]) -> list[dict]:
     queries = {r["id"]: r for r in rows}
     out = []
     for (qid, variant), answers in sorted(by_key.items()):
-        if any(all(a["constraints_followed"]) for a in answers):
+        if any(map(verified, answers)):
             continue
         kinds = [c["kind"] for c in answers[0]["constraints"]]
         failed = Counter(kind for a in answers for kind, ok in zip(kinds, a["constraints_followed"]) if not ok)
@@ -99,7 +100,7 @@ def process(queries: pa.Table, ctx: StageContext) -> StageResult:
     kept = _judge(candidates, ctx, sample_rejections)
     rejected += sample_rejections + _unanswered(rows, kept, sample_rejections, ctx.cfg.respond.variants()) + _unverified(rows, kept)
     stats = {"queries": len(rows), "samples": len(samples), "answers_kept": len(kept),
-             "answers_verified": sum(bool(a["constraints"]) and all(a["constraints_followed"]) for a in kept),
+             "answers_verified": sum(bool(a["constraints"]) and verified(a) for a in kept),
              "without_expert": sum(not e for e in identities) if ctx.cfg.respond.expert else 0}
     return StageResult(table(kept, RESPONSES), table(rejected, REJECTED), stats)
 

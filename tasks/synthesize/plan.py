@@ -121,12 +121,18 @@ def constraints_for(doc: dict, ctx: StageContext) -> list[dict]:
     return verifiable.draw(rng, rng.randint(1, c.max_per_query), verifiable.FREE_TEXT, document_words(doc["text"]))
 
 
-def constrained(messages: list[dict], constraints: list[dict]) -> list[dict]:
-    """The request's messages with the constraints' statements after the document (the shared
-    demonstration block before it stays byte-identical for the prefix cache)."""
+def constraint_part(constraints: list[dict]) -> str:
+    """What the request adds for the constraints: their statements and how to word them ('' for none)."""
     if not constraints:
+        return ""
+    return load_prompt(CONSTRAIN).user.render(rules=[verifiable.describe(c) for c in constraints]).strip()
+
+
+def constrained(messages: list[dict], part: str) -> list[dict]:
+    """The request's messages with the constraints' part after the document (the shared
+    demonstration block before it stays byte-identical for the prefix cache)."""
+    if not part:
         return messages
-    part = load_prompt(CONSTRAIN).user.render(rules=[verifiable.describe(c) for c in constraints]).strip()
     return [*messages[:-1], {**messages[-1], "content": f"{messages[-1]['content']}\n\n{part}"}]
 
 
@@ -138,9 +144,10 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> li
     blocks = demonstration_blocks(prompt, demos, ctx)
     texts = [ctx.tokens.cut(d["text"], s.document_tokens) for d in docs]
     rules = [constraints_for(d, ctx) for d in docs]
+    parts = [constraint_part(r) for r in rules]
     bases = [  # each document's own part of the prompt, its constraints' statements included
-        ctx.tokens.count_messages(constrained(prompt.messages(demonstrations=[], title=d["title"], document=t), r))
-        for d, t, r in zip(docs, texts, rules)
+        ctx.tokens.count_messages(constrained(prompt.messages(demonstrations=[], title=d["title"], document=t), part))
+        for d, t, part in zip(docs, texts, parts)
     ]
     doc_vectors, demo_vectors = embeddings(docs, demos, ctx)
     groups = group_documents(doc_vectors, s.group_size, ctx.cfg.seed) if doc_vectors is not None else [[i] for i in range(len(docs))]
@@ -154,7 +161,7 @@ def build_requests(docs: list[dict], demos: list[dict], ctx: StageContext) -> li
         shown = [blocks[d["id"]][0] for d in chosen]
         shared = sum(blocks[d["id"]][1] for d in chosen)
         for i in members:
-            messages = constrained(prompt.messages(demonstrations=shown, title=docs[i]["title"], document=texts[i]), rules[i])
+            messages = constrained(prompt.messages(demonstrations=shown, title=docs[i]["title"], document=texts[i]), parts[i])
             request = ctx.request(f"syn:{prompt.version}:{docs[i]['id']}", messages, schema, s.max_output_tokens, s.temperature)
             request = replace(request, group=f"syn:{g}")
             planned.append(Planned(docs[i], request, [d["id"] for d in chosen], g, shared, rules[i]))
